@@ -1,0 +1,254 @@
+"""The one bridge to the Claude Code CLI, shared by the server, the batch runner and the kernel.
+
+`ClaudeBridge.stream(request)` runs one Messages request through a CLI process and yields the
+Anthropic stream events a client receives; `create(request)` returns the whole Message. Every
+failure is an `AnthropicError`: before the first event the caller answers an HTTP error, after
+it an `event: error`.
+"""
+from __future__ import annotations
+
+import asyncio
+import time
+import uuid
+from dataclasses import dataclass, field
+from typing import AsyncIterator, Callable
+
+from traitlets import Bool, Float, Int, Unicode
+from traitlets.config import LoggingConfigurable
+
+from ..protocol.errors import (AnthropicError, ApiFailure, AuthenticationFailed, GatewayTimeout,
+                               error_for_status)
+from .command import LaunchSpec, find_cli
+from .events import EventTranslator, MessageAccumulator, normalize_usage
+from .limiter import BACKGROUND, LIVE, Limiter
+from .plan import FileResolver, RunPlan, plan_request
+from .pricing import estimate_cost
+from .process import CliProcess, private_workdir
+from .transcript import remove_transcript, write_transcript
+
+LOGIN_HINT = ("The Claude Code CLI is not logged in. Open a terminal, run `claude` and log in "
+              "(or run `claude setup-token`), then retry.")
+
+
+@dataclass
+class RunRecord:
+    """What one CLI run cost, from its own `result` line: the usage ledger's unit."""
+    request_id: str
+    source: str
+    model: str
+    started_at: float
+    duration_ms: int
+    usage: dict
+    cost_usd: float
+    status: str = "succeeded"            # succeeded | errored | canceled
+    error_type: str | None = None
+    cost_estimated: bool = False
+    extra: dict = field(default_factory=dict)
+
+
+class ClaudeBridge(LoggingConfigurable):
+    """Runs Messages requests through `claude` processes."""
+
+    cli_path = Unicode(None, allow_none=True, config=True,
+                       help="Path to the `claude` executable (else $CLAUDE_NB_CLI, else PATH).")
+    max_concurrency = Int(4, config=True,
+                          help="CLI processes running requests at once; more requests wait in a FIFO queue.")
+    request_timeout = Float(600.0, config=True,
+                            help="Seconds a request may take before its process is ended and a "
+                                 "timeout error is answered.")
+    allowed_tools = Unicode("", config=True,
+                            help="Built-in Claude Code tools the model may use, comma separated "
+                                 "(e.g. 'Read,Grep'). Empty: none, the model can't touch files.")
+    pool_enabled = Bool(True, config=True, help="Keep pre-started CLI processes warm.")
+
+    def __init__(self, **kwargs):
+        super().__init__(**kwargs)
+        self.limiter = Limiter(self.max_concurrency)
+        self.file_resolver: FileResolver | None = None
+        self.run_listeners: list[Callable[[RunRecord], None]] = []
+        self.rate_limit_listeners: list[Callable[[dict], None]] = []
+        self.live: set[CliProcess] = set()
+        self.pool = None              # a ProcessPool, attached by the owner (see pool.py)
+        self._closed = False
+        self.observe(lambda change: self.limiter.resize(change["new"]), "max_concurrency")
+
+    # -- public API -----------------------------------------------------------------------
+    async def stream(self, body: dict, *, source: str = "api", request_id: str | None = None,
+                     background: bool = False) -> AsyncIterator[dict]:
+        """Yield the client's stream events for a validated request body."""
+        request_id = request_id or "req_" + uuid.uuid4().hex[:24]
+        plan = plan_request(body, resolve_file=self.file_resolver)
+        deadline = time.monotonic() + self.request_timeout
+        async with self.limiter.slot(BACKGROUND if background else LIVE):
+            if self._closed:
+                raise ApiFailure("The server is shutting down.", should_retry=True)
+            async for event in self._run(plan, source, request_id, deadline):
+                yield event
+
+    async def create(self, body: dict, **kwargs) -> dict:
+        acc = MessageAccumulator()
+        final_usage: dict = {}
+        async for event in self.stream(body, **kwargs):
+            if event.get("type") == "claude_nb.final_usage":
+                final_usage = event["usage"]
+                continue
+            acc.add(event)
+        message = acc.message
+        if message is None:
+            raise ApiFailure("The Claude Code CLI returned no message.")
+        if final_usage:
+            message["usage"] = final_usage
+        return message
+
+    def cli_executable(self) -> str:
+        return find_cli(self.cli_path)
+
+    async def close(self) -> None:
+        """End every process this bridge started (server shutdown)."""
+        self._closed = True
+        if self.pool is not None:
+            await self.pool.close()
+        await asyncio.gather(*(p.close() for p in list(self.live)), return_exceptions=True)
+
+    # -- one run --------------------------------------------------------------------------
+    async def _open(self, plan: RunPlan) -> tuple[CliProcess, str | None]:
+        if plan.prior_turns:
+            workdir = private_workdir()
+            session_id, path = write_transcript(plan.prior_turns, workdir)
+            spec = LaunchSpec(**{**plan.spec.__dict__, "resume": session_id})
+            proc = CliProcess(spec, cli_path=self.cli_path, workdir=workdir,
+                              allow_tools=self.allowed_tools)
+            try:
+                await proc.start()
+            except BaseException:
+                remove_transcript(path)
+                await proc.close()
+                raise
+            return proc, path
+        if self.pool is not None and self.pool_enabled:
+            return await self.pool.take(plan.spec), None
+        proc = CliProcess(plan.spec, cli_path=self.cli_path, allow_tools=self.allowed_tools)
+        try:
+            await proc.start()
+        except BaseException:
+            await proc.close()
+            raise
+        return proc, None
+
+    async def _run(self, plan: RunPlan, source: str, request_id: str, deadline: float):
+        started = time.time()
+        proc, transcript = await self._open(plan)
+        self.live.add(proc)
+        translator = EventTranslator(client_tools=plan.client_tools,
+                                     stop_sequences=plan.stop_sequences, structured=plan.structured)
+        result: dict | None = None
+        model = plan.model
+        stream_usage: dict = {}
+        error: AnthropicError | None = None
+        try:
+            await proc.send_user(plan.user_content)
+            lines = proc.lines().__aiter__()
+            while True:
+                remaining = deadline - time.monotonic()
+                if remaining <= 0:
+                    raise GatewayTimeout(f"The request took longer than {self.request_timeout:g} seconds "
+                                         "and was stopped (c.ClaudeBridge.request_timeout).")
+                try:
+                    line = await asyncio.wait_for(lines.__anext__(), remaining)
+                except StopAsyncIteration:
+                    break
+                except asyncio.TimeoutError:
+                    continue
+                kind = line.get("type")
+                if kind == "stream_event":
+                    event = line.get("event") or {}
+                    if event.get("type") == "message_start":
+                        stream_usage = dict((event.get("message") or {}).get("usage") or {})
+                        model = (event.get("message") or {}).get("model") or model
+                    elif event.get("type") == "message_delta":
+                        stream_usage.update({k: v for k, v in (event.get("usage") or {}).items()
+                                             if v is not None})
+                    for out in translator.feed(event):
+                        yield out
+                    if translator.cut:
+                        break     # a stop sequence ended the message: stop the CLI generating
+                elif kind == "result":
+                    result = line
+                    break
+                elif kind == "rate_limit_event":
+                    info = line.get("rate_limit_info") or {}
+                    for listener in self.rate_limit_listeners:
+                        listener(info)
+                elif kind == "system" and line.get("subtype") == "init":
+                    model = line.get("model") or model
+            if result is not None:
+                error = self._result_error(result, translator)
+                usage = normalize_usage(result.get("usage"))
+                if error is None and not translator.finished:
+                    error = ApiFailure("The answer was cut off: the upstream stream ended before the "
+                                       "message was complete, so it is not returned as whole.")
+            elif translator.finished:
+                usage = normalize_usage(stream_usage)
+            else:
+                error = ApiFailure("The Claude Code CLI ended without an answer"
+                                   + (f" ({proc.diagnostics()})" if proc.diagnostics() else "") + ".")
+                usage = normalize_usage(stream_usage)
+            if error is not None:
+                raise error
+            yield {"type": "claude_nb.final_usage", "usage": usage}
+        except AnthropicError as exc:
+            error = exc
+            raise
+        except (asyncio.CancelledError, GeneratorExit):
+            error = AnthropicError("The client went away.", status=499, type="canceled")
+            raise
+        finally:
+            self.live.discard(proc)
+            await proc.close(graceful=result is not None)
+            if transcript:
+                remove_transcript(transcript)
+            self._record(request_id, source, model, started, result, stream_usage, error)
+
+    def _result_error(self, result: dict, translator: EventTranslator) -> AnthropicError | None:
+        subtype = result.get("subtype")
+        if not result.get("is_error"):
+            return None
+        if subtype == "error_max_turns" and translator.finished:
+            return None      # a client tool call ended the turn: the message is complete
+        text = str(result.get("result") or result.get("errors") or subtype or "unknown error")
+        status = result.get("api_error_status")
+        if not status:
+            lowered = text.lower()
+            if "not logged in" in lowered or "/login" in lowered or "oauth" in lowered:
+                return AuthenticationFailed(LOGIN_HINT + f" (CLI said: {text})", should_retry=False)
+            if "credit balance" in lowered:
+                return AnthropicError(text, status=402, type="billing_error", should_retry=False)
+            return ApiFailure(f"The Claude Code CLI failed: {text}")
+        if status in (401, 403) and "api key" not in text.lower():
+            return error_for_status(status, LOGIN_HINT + f" (upstream said: {text})", should_retry=False)
+        return error_for_status(status, text)
+
+    def _record(self, request_id, source, model, started, result, stream_usage, error) -> None:
+        if result is not None:
+            usage = normalize_usage(result.get("usage"))
+            cost = float(result.get("total_cost_usd") or 0.0)
+            model = next(iter(result.get("modelUsage") or {}), model)
+            estimated = False
+        else:
+            usage = normalize_usage(stream_usage)
+            cost = estimate_cost(model, usage)
+            estimated = True
+        if result is None and not stream_usage:
+            return    # nothing reached upstream: nothing to bill
+        status = "succeeded" if error is None else ("canceled" if error.status == 499 else "errored")
+        record = RunRecord(request_id=request_id, source=source, model=model, started_at=started,
+                           duration_ms=int((time.time() - started) * 1000), usage=usage,
+                           cost_usd=cost, status=status,
+                           error_type=None if error is None else error.type,
+                           cost_estimated=estimated)
+        for listener in self.run_listeners:
+            try:
+                listener(record)
+            except Exception:   # a broken ledger must not fail the user's request
+                self.log.exception("usage listener failed")
+

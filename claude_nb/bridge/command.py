@@ -1,0 +1,115 @@
+"""How a `claude` process is launched for a request: its command line and environment.
+
+Everything that must be fixed when the process starts lives in `LaunchSpec`; two requests with
+equal specs can share a pre-started process (the warm pool keys on it).
+"""
+from __future__ import annotations
+
+import json
+import os
+import shutil
+from dataclasses import dataclass, field
+
+from ..protocol.errors import AnthropicError
+
+INSTALL_HINT = ("Install Claude Code with `npm install -g @anthropic-ai/claude-code` (or see "
+                "https://docs.claude.com/en/docs/claude-code/setup), then set "
+                "c.ClaudeBridge.cli_path or CLAUDE_NB_CLI if it is not on PATH.")
+
+# Variables never handed to the CLI: a nested-session marker that makes it refuse to start,
+# and the Jupyter server's own secrets.
+_STRIPPED_ENV = ("CLAUDECODE", "CLAUDE_CODE_ENTRYPOINT", "JUPYTER_TOKEN", "JPY_API_TOKEN",
+                 "CLAUDE_NB_TOKEN", "CLAUDE_NB_URL")
+
+
+class CliNotFound(AnthropicError):
+    status = 500
+
+    def __init__(self, looked: list[str]):
+        super().__init__("The Claude Code CLI (`claude`) was not found. Looked in: "
+                         + "; ".join(looked) + ". " + INSTALL_HINT, should_retry=False)
+
+
+def find_cli(configured: str | None) -> str:
+    """cli_path trait, else $CLAUDE_NB_CLI, else `claude` on PATH."""
+    looked = []
+    for label, candidate in (("c.ClaudeBridge.cli_path", configured),
+                             ("$CLAUDE_NB_CLI", os.environ.get("CLAUDE_NB_CLI"))):
+        if candidate:
+            path = shutil.which(candidate) or (candidate if os.access(candidate, os.X_OK) else None)
+            if path and os.path.isfile(path):
+                return path
+            looked.append(f"{label}={candidate!r} (not an executable file)")
+        else:
+            looked.append(f"{label} (not set)")
+    path = shutil.which("claude")
+    if path:
+        return path
+    looked.append("`claude` on PATH (" + os.environ.get("PATH", "") + ")")
+    raise CliNotFound(looked)
+
+
+@dataclass(frozen=True)
+class LaunchSpec:
+    model: str
+    system_prompt: str = ""
+    max_output_tokens: int = 4096
+    thinking: str = "disabled"          # disabled | enabled | adaptive
+    thinking_budget: int = 0
+    effort: str | None = None
+    mcp_config: str | None = None       # client tools, as a stdio MCP server config (JSON)
+    json_schema: str | None = None      # structured output
+    resume: str | None = field(default=None, compare=False)   # session id: never pooled
+
+    @property
+    def poolable(self) -> bool:
+        return self.resume is None
+
+
+def build_argv(cli: str, spec: LaunchSpec, *, allow_tools: str = "") -> list[str]:
+    argv = [cli, "-p", "--output-format", "stream-json", "--verbose",
+            "--include-partial-messages", "--input-format", "stream-json",
+            "--model", spec.model,
+            "--system-prompt", spec.system_prompt,
+            "--tools", allow_tools,
+            "--no-session-persistence",
+            "--strict-mcp-config",
+            "--setting-sources", "",
+            "--disable-slash-commands",
+            # One upstream request per run: the CLI must never loop on a tool call.
+            "--max-turns", "1"]
+    if spec.mcp_config:
+        argv += ["--mcp-config", spec.mcp_config]
+    if spec.effort:
+        argv += ["--effort", spec.effort]
+    if spec.json_schema:
+        argv += ["--json-schema", spec.json_schema]
+    if spec.resume:
+        argv += ["--resume", spec.resume]
+    return argv
+
+
+def build_env(spec: LaunchSpec, base: dict | None = None) -> dict[str, str]:
+    env = dict(os.environ if base is None else base)
+    for key in _STRIPPED_ENV:
+        env.pop(key, None)
+    env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(spec.max_output_tokens)
+    if spec.thinking == "disabled":
+        env["MAX_THINKING_TOKENS"] = "0"
+    elif spec.thinking == "enabled":
+        env["MAX_THINKING_TOKENS"] = str(spec.thinking_budget)
+    else:
+        env.pop("MAX_THINKING_TOKENS", None)
+    # Hand upstream errors to the client at once; the SDK (or the batch runner) retries.
+    env["CLAUDE_CODE_MAX_RETRIES"] = "0"
+    env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    env.setdefault("DISABLE_AUTOUPDATER", "1")
+    return env
+
+
+def mcp_config_for_tools(tools: list[dict], python: str, script: str) -> str:
+    """A stdio MCP server that advertises the client's tools (and never runs them)."""
+    payload = json.dumps([{"name": t["name"], "description": t.get("description", ""),
+                           "inputSchema": t.get("input_schema", {"type": "object"})} for t in tools])
+    return json.dumps({"mcpServers": {"client": {"type": "stdio", "command": python,
+                                                 "args": [script], "env": {"CLAUDE_NB_TOOLS": payload}}}})

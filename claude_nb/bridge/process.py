@@ -1,0 +1,171 @@
+"""One `claude` child process speaking stream-json: start, send a user turn, read lines, end.
+
+Each process runs in its own empty private directory so the model never sees the user's files.
+"""
+from __future__ import annotations
+
+import asyncio
+import json
+import os
+import secrets
+import shutil
+import signal
+import tempfile
+import time
+from collections import deque
+
+from .command import LaunchSpec, build_argv, build_env, find_cli
+
+# One stdout line can carry a whole message with images: allow large lines.
+LINE_LIMIT = 256 * 1024 * 1024
+KILL_GRACE = 2.0
+
+
+def private_workdir() -> str:
+    # Only [a-z0-9-] so the CLI's project-folder name for it is predictable (see transcript.py).
+    path = os.path.join(tempfile.gettempdir(), "claudenb-" + secrets.token_hex(8))
+    os.mkdir(path, 0o700)
+    return path
+
+
+class CliProcess:
+    """A started CLI process; `lines()` yields its stdout as parsed JSON objects."""
+
+    def __init__(self, spec: LaunchSpec, *, cli_path: str | None = None, env: dict | None = None,
+                 workdir: str | None = None, allow_tools: str = ""):
+        self.spec = spec
+        self.cli_path = cli_path
+        self.base_env = env
+        self.allow_tools = allow_tools
+        self.workdir = workdir
+        self.proc: asyncio.subprocess.Process | None = None
+        self.started_at = 0.0
+        self.stderr_tail: deque[str] = deque(maxlen=40)
+        self.garbage: deque[str] = deque(maxlen=20)
+        self._stderr_task: asyncio.Task | None = None
+        self.turns = 0
+
+    @property
+    def pid(self) -> int | None:
+        return self.proc.pid if self.proc else None
+
+    @property
+    def alive(self) -> bool:
+        return self.proc is not None and self.proc.returncode is None
+
+    async def start(self) -> "CliProcess":
+        cli = find_cli(self.cli_path)
+        if self.workdir is None:
+            self.workdir = private_workdir()
+        argv = build_argv(cli, self.spec, allow_tools=self.allow_tools)
+        self.proc = await asyncio.create_subprocess_exec(
+            *argv, cwd=self.workdir, env=build_env(self.spec, self.base_env),
+            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT, start_new_session=True)
+        self.started_at = time.monotonic()
+        self._stderr_task = asyncio.ensure_future(self._drain_stderr())
+        return self
+
+    async def _drain_stderr(self):
+        assert self.proc and self.proc.stderr
+        while True:
+            line = await self.proc.stderr.readline()
+            if not line:
+                return
+            self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
+
+    async def send_user(self, content) -> None:
+        """Write one user turn; stdin stays open until the result line arrives."""
+        assert self.proc and self.proc.stdin
+        if isinstance(content, str):
+            content = [{"type": "text", "text": content}]
+        line = json.dumps({"type": "user", "message": {"role": "user", "content": content}},
+                          ensure_ascii=False)
+        self.proc.stdin.write(line.encode("utf-8") + b"\n")
+        await self.proc.stdin.drain()
+        self.turns += 1
+
+    async def lines(self):
+        """Parsed JSON objects from stdout until EOF. Non-JSON lines are kept as `garbage`."""
+        assert self.proc and self.proc.stdout
+        while True:
+            try:
+                raw = await self.proc.stdout.readline()
+            except (ValueError, asyncio.LimitOverrunError):
+                self.garbage.append("<a stdout line longer than the line limit>")
+                continue
+            if not raw:
+                return
+            text = raw.decode("utf-8", "replace").strip()
+            if not text:
+                continue
+            try:
+                obj = json.loads(text)
+            except ValueError:
+                self.garbage.append(text[:500])
+                continue
+            if isinstance(obj, dict):
+                yield obj
+            else:
+                self.garbage.append(text[:500])
+
+    def diagnostics(self) -> str:
+        parts = []
+        if self.proc is not None and self.proc.returncode is not None:
+            parts.append(f"exit code {self.proc.returncode}")
+        if self.stderr_tail:
+            parts.append("stderr: " + " | ".join(list(self.stderr_tail)[-5:]))
+        if self.garbage:
+            parts.append("unparsable output: " + " | ".join(list(self.garbage)[-3:]))
+        return "; ".join(parts)
+
+    async def close(self, *, graceful: bool = False) -> None:
+        """End the process (stdin EOF, then SIGTERM, then SIGKILL) and remove its directory.
+
+        graceful: the run finished; give the CLI a moment to exit by itself after stdin EOF.
+        """
+        proc = self.proc
+        if proc is not None and proc.returncode is None:
+            try:
+                if proc.stdin and not proc.stdin.is_closing():
+                    proc.stdin.close()
+            except Exception:
+                pass
+            if graceful:
+                try:
+                    await asyncio.wait_for(proc.wait(), 1.0)
+                except asyncio.TimeoutError:
+                    pass
+            for sig, wait in ((signal.SIGTERM, KILL_GRACE), (signal.SIGKILL, 5.0)):
+                if proc.returncode is not None:
+                    break
+                try:
+                    os.killpg(proc.pid, sig)
+                except ProcessLookupError:
+                    break
+                except PermissionError:
+                    proc.send_signal(sig)
+                try:
+                    await asyncio.wait_for(proc.wait(), wait)
+                except asyncio.TimeoutError:
+                    continue
+        if proc is not None and proc.returncode is None:
+            try:
+                await asyncio.wait_for(proc.wait(), 5.0)
+            except asyncio.TimeoutError:
+                pass
+        if self._stderr_task is not None:
+            self._stderr_task.cancel()
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
+            self.workdir = None
+
+    def kill_now(self) -> None:
+        """Synchronous last resort (interpreter shutdown): SIGKILL the process group."""
+        if self.proc is not None and self.proc.returncode is None:
+            try:
+                os.killpg(self.proc.pid, signal.SIGKILL)
+            except (ProcessLookupError, PermissionError):
+                pass
+        if self.workdir:
+            shutil.rmtree(self.workdir, ignore_errors=True)
