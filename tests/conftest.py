@@ -1,0 +1,92 @@
+"""Shared fixtures: the real Claude Code CLI, the recording fake upstream, a Jupyter server
+with the extension enabled, and an isolated environment for every test."""
+from __future__ import annotations
+
+import os
+import shutil
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+
+HERE = Path(__file__).resolve().parent
+sys.path.insert(0, str(HERE))
+
+from fake_upstream import FakeUpstream  # noqa: E402
+
+pytest_plugins = ["pytest_jupyter.jupyter_server"]
+
+CLI_DIR = HERE / "cli"
+NATIVE_CLI = CLI_DIR / "node_modules" / "@anthropic-ai" / "claude-code-linux-x64" / "claude"
+WRAPPER_CLI = CLI_DIR / "node_modules" / ".bin" / "claude"
+
+
+def _install_cli() -> None:
+    npm = shutil.which("npm")
+    if not npm:
+        pytest.exit("npm is needed to install the Claude Code CLI for the tests", 2)
+    subprocess.run([npm, "install", "--no-audit", "--no-fund", "--prefix", str(CLI_DIR)],
+                   check=True, cwd=CLI_DIR)
+
+
+@pytest.fixture(scope="session")
+def claude_cli() -> str:
+    """Path of the real CLI: $CLAUDE_NB_TEST_CLI, else tests/cli (installed from npm once)."""
+    explicit = os.environ.get("CLAUDE_NB_TEST_CLI")
+    if explicit:
+        return explicit
+    if not NATIVE_CLI.exists() and not WRAPPER_CLI.exists():
+        _install_cli()
+    return str(NATIVE_CLI if NATIVE_CLI.exists() else WRAPPER_CLI)
+
+
+@pytest.fixture(scope="session")
+def _upstream_server():
+    server = FakeUpstream()
+    yield server
+    server.close()
+
+
+@pytest.fixture
+def upstream(_upstream_server):
+    _upstream_server.reset()
+    yield _upstream_server
+    _upstream_server.reset()
+
+
+@pytest.fixture
+def cli_env(monkeypatch, tmp_path, claude_cli, upstream):
+    """Environment in which the real CLI talks only to the fake upstream (API-key mode)."""
+    config = tmp_path / "claude-config"
+    config.mkdir()
+    monkeypatch.setenv("ANTHROPIC_BASE_URL", upstream.url)
+    monkeypatch.setenv("ANTHROPIC_API_KEY", "upstream-test-key")
+    monkeypatch.delenv("CLAUDE_CODE_OAUTH_TOKEN", raising=False)
+    monkeypatch.setenv("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
+    monkeypatch.setenv("CLAUDE_CONFIG_DIR", str(config))
+    monkeypatch.setenv("CLAUDE_NB_CLI", claude_cli)
+    monkeypatch.delenv("CLAUDECODE", raising=False)
+    return {"config_dir": config, "upstream": upstream, "cli": claude_cli}
+
+
+@pytest.fixture
+def subscription_env(cli_env, monkeypatch):
+    """The CLI logged in as a subscription user (OAuth token) against the fake upstream."""
+    monkeypatch.delenv("ANTHROPIC_API_KEY", raising=False)
+    monkeypatch.setenv("CLAUDE_CODE_OAUTH_TOKEN", "sk-ant-oat01-test-subscription")
+    return cli_env
+
+
+@pytest.fixture
+def bridge(cli_env):
+    from claude_nb.bridge import ClaudeBridge
+    b = ClaudeBridge()
+    yield b
+
+
+@pytest.fixture(autouse=True)
+def _isolated_data_dir(monkeypatch, tmp_path):
+    data = tmp_path / "jupyter-data"
+    data.mkdir()
+    monkeypatch.setenv("JUPYTER_DATA_DIR", str(data))
