@@ -6,32 +6,7 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from fake_upstream import Reply
-
-
-@pytest.fixture
-def jp_server_config(jp_server_config):
-    return {**jp_server_config, "ServerApp": {**jp_server_config.get("ServerApp", {}),
-                                              "jpserver_extensions": {"server_ext": True}}}
-
-
-@pytest.fixture
-def token(jp_serverapp):
-    return jp_serverapp.identity_provider.token
-
-
-@pytest.fixture
-def sdk_base(jp_fetch, jp_serverapp, http_server_port, jp_base_url):
-    # jp_fetch starts the HTTP server listening on http_server_port.
-    return f"http://127.0.0.1:{http_server_port[1]}{jp_base_url}"
-
-
-async def post(jp_fetch, path, body, headers=None, raw=None):
-    try:
-        return await jp_fetch(*path.split("/"), method="POST",
-                              body=raw if raw is not None else json.dumps(body),
-                              headers=headers or {})
-    except HTTPClientError as err:
-        return err.response
+from helpers import post
 
 
 async def test_messages_json(jp_fetch, cli_env, upstream):
