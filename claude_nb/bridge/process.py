@@ -14,7 +14,8 @@ import tempfile
 import time
 from collections import deque
 
-from .command import LaunchSpec, build_argv, build_env, find_cli
+from ..protocol.errors import ApiFailure
+from .command import INSTALL_HINT, LaunchSpec, build_argv, build_env, find_cli
 
 # One stdout line can carry a whole message with images: allow large lines.
 LINE_LIMIT = 256 * 1024 * 1024
@@ -58,10 +59,14 @@ class CliProcess:
         if self.workdir is None:
             self.workdir = private_workdir()
         argv = build_argv(cli, self.spec, allow_tools=self.allow_tools)
-        self.proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=self.workdir, env=build_env(self.spec, self.base_env),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT, start_new_session=True)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv, cwd=self.workdir, env=build_env(self.spec, self.base_env),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT, start_new_session=True)
+        except OSError as exc:       # not a program (a broken install), no permission, no memory
+            raise ApiFailure(f"The Claude Code CLI at {cli} could not be started: "
+                             f"{exc.strerror or exc}. {INSTALL_HINT}", should_retry=False) from None
         self.started_at = time.monotonic()
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
         return self
