@@ -13,7 +13,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from claude_nb.protocol.errors import (AnthropicError, AuthenticationFailed, ERROR_TYPES,
-                                       new_request_id)
+                                       PermissionDenied, new_request_id)
 from claude_nb.protocol.sse import PING, encode_event
 
 AUTH_RESOURCE = "claude_nb"
@@ -57,6 +57,11 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
             # APIHandler.prepare without the login redirect: an API answers 401, not a page.
             await JupyterHandler.prepare(self, _redirect_to_login=False)
         except web.HTTPError:
+            if not self.check_host():
+                # Jupyter's DNS-rebinding guard, not a bad key: say so.
+                raise PermissionDenied(
+                    f"Host {self.request.host!r} is not allowed: use 127.0.0.1 or localhost, or "
+                    "set c.ServerApp.allow_remote_access / local_hostnames.", should_retry=False) from None
             if not getattr(self, "_jupyter_current_user", None):
                 raise _unauthenticated() from None
             raise
