@@ -38,9 +38,16 @@ async def raw_request(port: int, method: str, path: str, headers: dict | None = 
                 v = value.encode("latin-1") if isinstance(value, str) else value
                 lines.append(k + b": " + v)
             raw_head = b"\r\n".join(lines) + b"\r\n\r\n"
-        writer.write(raw_head + body)
-        await writer.drain()
-        data = await asyncio.wait_for(reader.read(), timeout)
+        data = b""
+        try:
+            writer.write(raw_head + body)
+            await writer.drain()
+        except (ConnectionResetError, BrokenPipeError):
+            pass        # refused while sending (oversized): read whatever answer came first
+        try:
+            data = await asyncio.wait_for(reader.read(), timeout)
+        except ConnectionResetError:
+            pass
     finally:
         writer.close()
         try:
