@@ -86,9 +86,24 @@ class CliProcess:
             content = [{"type": "text", "text": content}]
         line = json.dumps({"type": "user", "message": {"role": "user", "content": content}},
                           ensure_ascii=False)
-        self.proc.stdin.write(line.encode("utf-8") + b"\n")
-        await self.proc.stdin.drain()
+        try:
+            self.proc.stdin.write(line.encode("utf-8") + b"\n")
+            await self.proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            # It exited before reading the request (a crash at start-up, a wrong binary).
+            await self._settle_exit()
+            raise ApiFailure("The Claude Code CLI exited before it read the request"
+                             + (f" ({self.diagnostics()})" if self.diagnostics() else "") + ".") from None
         self.turns += 1
+
+    async def _settle_exit(self, wait: float = 2.0) -> None:
+        """Let a dying process finish so its exit code and last stderr lines can be reported."""
+        try:
+            await asyncio.wait_for(self.proc.wait(), wait)
+            if self._stderr_task is not None:
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), wait)
+        except Exception:       # a timeout or a closed pipe: report what is known
+            pass
 
     async def lines(self):
         """Parsed JSON objects from stdout until EOF. Non-JSON lines are kept as `garbage`."""
