@@ -87,6 +87,10 @@ def main() -> int:
         sys.stderr.write("fatal: could not start\n")
         return 3
     if MODE == "env_dump":              # prints what it was given, then fails
+        dump = os.environ.get("FAKE_CLAUDE_DUMP")
+        if dump:
+            with open(dump, "w") as f:
+                json.dump({"argv": sys.argv, "env": dict(os.environ), "stdin": sys.stdin.readline()}, f)
         sys.stderr.write("argv: " + json.dumps(sys.argv) + "\n")
         for key, value in sorted(os.environ.items()):
             sys.stderr.write(f"env {key}={value}\n")

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import json
-from dataclasses import dataclass
+from dataclasses import dataclass, field
 
 BODY = {"model": "sonnet", "max_tokens": 64, "messages": [{"role": "user", "content": "ping"}]}
 
@@ -18,6 +18,7 @@ class RawResponse:
     status: int | None          # None: the server closed the connection without a status line
     headers: dict
     body: bytes
+    cookies: dict = field(default_factory=dict)     # from every Set-Cookie header
 
     def json(self):
         return json.loads(self.body)
@@ -63,13 +64,17 @@ def parse_response(data: bytes) -> RawResponse:
     head, _, rest = data.partition(b"\r\n\r\n")
     lines = head.split(b"\r\n")
     status = int(lines[0].split()[1])
-    headers = {}
+    headers, cookies = {}, {}
     for line in lines[1:]:
         k, _, v = line.partition(b":")
-        headers[k.decode("latin-1").strip().lower()] = v.decode("latin-1").strip()
+        key, value = k.decode("latin-1").strip().lower(), v.decode("latin-1").strip()
+        headers[key] = value
+        if key == "set-cookie":
+            name, _, rest_of_cookie = value.partition("=")
+            cookies[name] = rest_of_cookie.split(";")[0]
     if headers.get("transfer-encoding") == "chunked":
         rest = _unchunk(rest)
-    return RawResponse(status, headers, rest)
+    return RawResponse(status, headers, rest, cookies)
 
 
 def _unchunk(data: bytes) -> bytes:

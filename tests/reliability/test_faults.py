@@ -198,6 +198,20 @@ async def test_misbehaving_cli_gives_clean_error(api, claude_app, fake_cli, stre
     await served_ok(api, claude_app)
 
 
+@pytest.mark.parametrize("streaming", [True, False], ids=["stream", "json"])
+async def test_cli_dying_before_reading_a_large_prompt(api, claude_app, fake_cli, streaming):
+    """The CLI exits at once while the server still writes a 2 MB prompt to its stdin (a
+    broken pipe): the client hears why, with the exit code and what it printed."""
+    cli = fake_cli("exit_at_once")
+    resp = await api.post("v1/messages", body("x" * 2_000_000, stream=streaming))
+    error = assert_error_reached_client(resp, streaming=streaming, status=500, error_type="api_error")
+    assert "exit code 3" in error["message"] and "fatal: could not start" in error["message"]
+    assert not proctable.left_behind(cli.pids())
+    assert claude_app.bridge.limiter.active == 0
+    fake_cli.real()
+    await served_ok(api, claude_app)
+
+
 @pytest.mark.parametrize("bridge_config", [SHORT_TIMEOUT])
 @pytest.mark.parametrize("streaming", [True, False], ids=["stream", "json"])
 @pytest.mark.parametrize("mode", HANGING_CLI)
