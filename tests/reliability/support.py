@@ -32,8 +32,13 @@ async def raw_request(port: int, method: str, path: str, headers: dict | None = 
     reader, writer = await asyncio.open_connection("127.0.0.1", port)
     try:
         if raw_head is None:
-            lines = [f"{method} {path} HTTP/1.1".encode(), f"Host: 127.0.0.1:{port}".encode(),
-                     b"Connection: close", f"Content-Length: {len(body)}".encode()]
+            given = {k.lower() if isinstance(k, str) else k.decode("latin-1").lower()
+                     for k in (headers or {})}
+            lines = [f"{method} {path} HTTP/1.1".encode(), b"Connection: close"]
+            if "host" not in given:
+                lines.append(f"Host: 127.0.0.1:{port}".encode())
+            if "content-length" not in given:
+                lines.append(f"Content-Length: {len(body)}".encode())
             for key, value in (headers or {}).items():
                 k = key.encode("latin-1") if isinstance(key, str) else key
                 v = value.encode("latin-1") if isinstance(value, str) else value
