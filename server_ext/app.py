@@ -6,12 +6,10 @@ import uuid
 
 from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
-from jupyter_server.utils import url_path_join
 from traitlets import Bool
 
 from claude_nb.bridge import ClaudeBridge
 
-from .handlers.base import UnknownRouteHandler
 from .handlers.messages import CountTokensHandler, MessagesHandler
 from .handlers.models import ModelHandler, ModelsHandler
 from .handlers.status import HealthHandler, OrganizationHandler
@@ -43,14 +41,6 @@ class ClaudeNbApp(ExtensionApp):
             (r"/health", HealthHandler),
             (r"/v1/health", HealthHandler),
         ])
-
-    def _prepare_handlers(self):
-        super()._prepare_handlers()
-        # Registered after every route above (and any added later), so it only catches
-        # /v1 paths nothing serves: they get Anthropic's 404, not Jupyter's HTML page.
-        webapp = self.serverapp.web_app
-        webapp.add_handlers(".*$", [(url_path_join(webapp.settings["base_url"], r"/v1/.*"),
-                                     UnknownRouteHandler, {"name": self.name})])
 
     async def _start_jupyter_server_extension(self, serverapp):
         if self.publish_to_kernels:

@@ -13,7 +13,7 @@ from tornado import web
 from tornado.iostream import StreamClosedError
 
 from claude_nb.protocol.errors import (AnthropicError, AuthenticationFailed, ERROR_TYPES,
-                                       NotFound, PermissionDenied, new_request_id)
+                                       PermissionDenied, new_request_id)
 from claude_nb.protocol.sse import PING, encode_event
 
 AUTH_RESOURCE = "claude_nb"
@@ -186,18 +186,6 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
         except StreamClosedError:
             self._client_gone = True
             raise ClientGone() from None
-
-
-class UnknownRouteHandler(ApiHandler):
-    """Any /v1 path no route serves: Anthropic's 404 envelope (after auth), instead of
-    Jupyter's HTML error page, which SDKs cannot read and which embeds the server's token."""
-
-    async def _not_found(self, *args, **kwargs):
-        # the path only: a query string may carry the token
-        raise NotFound(f"Not found: {self.request.method} {self.request.path} is not an "
-                       "endpoint of this server.", should_retry=False)
-
-    get = post = put = patch = delete = _not_found
 
 
 def api_method(method):
