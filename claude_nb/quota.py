@@ -24,6 +24,7 @@ from __future__ import annotations
 
 import threading
 import time
+import weakref
 from datetime import datetime, timezone
 from typing import Callable
 
@@ -152,6 +153,11 @@ class QuotaTracker:
             "note": NOT_REPORTED if latest is None else None,
         }
 
+    def summary(self) -> dict:
+        """The short form, for the `quota` section of `/health`."""
+        snap = self.snapshot()
+        return {k: snap[k] for k in ("status", "limited_by", "resets_at", "updated_at")}
+
     @staticmethod
     def _window_view(entry: dict, now: float) -> dict:
         resets = entry.get("resets_at")
@@ -170,6 +176,23 @@ class QuotaTracker:
             "overage_disabled_reason": entry.get("overage_disabled_reason"),
             "updated_at": _iso(entry.get("updated_at")),
         }
+
+
+_TRACKERS: "weakref.WeakKeyDictionary" = weakref.WeakKeyDictionary()
+_TRACKERS_LOCK = threading.Lock()
+
+
+def tracker_for(bridge) -> QuotaTracker:
+    """The one tracker listening to `bridge` (made and attached on first call).
+
+    Call it when the bridge is made (server start, in-process transport) so no report is
+    missed; the `/v1/usage/quota` handler and `claude_nb.quota()` read the same tracker.
+    """
+    with _TRACKERS_LOCK:
+        tracker = _TRACKERS.get(bridge)
+        if tracker is None:
+            tracker = _TRACKERS[bridge] = QuotaTracker().attach(bridge)
+        return tracker
 
 
 # -- the notebook view -----------------------------------------------------------------------
@@ -257,3 +280,28 @@ class Quota:
                 "passed" if w["reset_passed"] else f"{w['resets_at']} (in {_duration(w['resets_in_seconds'])})")
             lines.append(f"| {w['label']} | {w['status']} | {used} | {resets} |")
         return "\n".join(lines)
+
+
+QUOTA_PATH = "v1/usage/quota"
+
+
+def quota(source=None) -> Quota:
+    """`claude_nb.quota()`: the plan quota, from wherever this kernel's requests run.
+
+    `source`: None (the default transport: the Jupyter server over HTTP, else the in-process
+    bridge), a transport (`.request(method, path)` for HTTP, `.bridge` in-process), a
+    `ClaudeBridge`, a `QuotaTracker` or a `/v1/usage/quota` answer.
+    """
+    if source is None:
+        from .client import default_transport     # the kernel side's one way to the server
+        source = default_transport()
+    if isinstance(source, (dict, QuotaTracker)):
+        return Quota.from_source(source)
+    if callable(getattr(source, "request", None)):
+        return Quota(source.request("GET", QUOTA_PATH))
+    if hasattr(source, "rate_limit_listeners"):
+        return Quota(tracker_for(source).snapshot())
+    bridge = getattr(source, "bridge", None)
+    if bridge is not None and hasattr(bridge, "rate_limit_listeners"):
+        return Quota(tracker_for(bridge).snapshot())
+    raise TypeError(f"cannot read the plan quota from {type(source).__name__}")

@@ -8,7 +8,7 @@ The fake upstream sends the `anthropic-ratelimit-unified-*` headers the CLI 2.1.
 import pytest
 
 from claude_nb.protocol.errors import AnthropicError
-from claude_nb.quota import NOT_REPORTED, Quota, QuotaTracker
+from claude_nb.quota import NOT_REPORTED, QUOTA_PATH, Quota, QuotaTracker, quota, tracker_for
 from fake_upstream import Reply
 
 NOW = 1_795_490_000
@@ -101,6 +101,28 @@ def test_notebook_view():
         Quota.from_source(42)
 
 
+def test_quota_reads_an_http_transport():
+    answer = QuotaTracker().snapshot()
+
+    class HttpLike:
+        asked = []
+
+        def request(self, method, path):
+            self.asked.append((method, path))
+            return answer
+    transport = HttpLike()
+    assert quota(transport).status == "unknown"
+    assert transport.asked == [("GET", QUOTA_PATH)]
+
+
+def test_summary_for_health():
+    tracker = QuotaTracker(clock=Clock())
+    tracker.update({"status": "rejected", "resetsAt": RESET_5H, "rateLimitType": "five_hour"})
+    assert tracker.summary() == {"status": "rejected", "limited_by": "five_hour",
+                                 "resets_at": tracker.snapshot()["resets_at"],
+                                 "updated_at": tracker.snapshot()["updated_at"]}
+
+
 # -- the real CLI, subscription login, rate-limit headers from the upstream ------------------
 
 def unified(**headers):
@@ -160,3 +182,20 @@ async def test_api_key_logins_report_no_quota(bridge, upstream):
     tracker = QuotaTracker().attach(bridge)
     await run(bridge)
     assert tracker.snapshot()["status"] == "unknown"
+
+
+async def test_one_tracker_per_bridge_serves_quota(subscription_env, bridge, upstream):
+    tracker = tracker_for(bridge)
+    assert tracker_for(bridge) is tracker and bridge.rate_limit_listeners.count(tracker.update) == 1
+    upstream.default_headers = unified(**{
+        "status": "allowed", "reset": RESET_5H, "representative-claim": "five_hour"})
+    await run(bridge)
+
+    class InProcessLike:
+        pass
+    transport = InProcessLike()
+    transport.bridge = bridge
+    for source in (bridge, transport, tracker):
+        q = quota(source)
+        assert q.status == "allowed" and list(q.windows) == ["five_hour"]
+        assert q.status_line().startswith("Claude plan quota: OK")
