@@ -1,6 +1,7 @@
 """`pip install` enables the extension with no further step, and the kernel side stays light."""
 import importlib.metadata
 import os
+import re
 import subprocess
 import sys
 
@@ -21,7 +22,7 @@ def test_extension_enabled_after_pip_install(tmp_path):
     env["JUPYTER_CONFIG_DIR"] = str(tmp_path)        # no user config can be what enables it
     out = subprocess.run([sys.executable, "-m", "jupyter", "server", "extension", "list"],
                          capture_output=True, text=True, env=env, timeout=120)
-    listing = out.stdout + out.stderr
+    listing = re.sub(r"\x1b\[[0-9;]*m", "", out.stdout + out.stderr)   # drop terminal colours
     assert "server_ext enabled" in listing
     assert "server_ext" in listing and "OK" in listing.split("server_ext enabled", 1)[1][:200]
 
