@@ -112,3 +112,15 @@ async def test_image_block_reaches_upstream_whole(cli_env, upstream, sdk_base, t
     images = [b for b in sent if b["type"] == "image"]
     assert images == [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}]
     assert "What colour is this?" in [b.get("text") for b in sent]
+
+
+async def test_subscription_login_works_and_callers_key_never_reaches_upstream(
+        subscription_env, upstream, sdk_base, token):
+    client = anthropic.AsyncAnthropic(base_url=sdk_base, api_key=token, max_retries=0)
+    message = await client.messages.create(model="sonnet", max_tokens=32,
+                                           messages=[{"role": "user", "content": "as a subscriber"}])
+    assert message.content[0].text == "You said: as a subscriber"
+    sent = upstream.message_requests[-1]
+    assert sent.headers.get("Authorization") == "Bearer sk-ant-oat01-test-subscription"
+    for request in upstream.requests:
+        assert token not in json.dumps(request.headers) + json.dumps(request.body)
