@@ -12,7 +12,7 @@ from claude_nb.bridge import ClaudeBridge
 
 from .handlers.messages import CountTokensHandler, MessagesHandler
 from .handlers.models import ModelHandler, ModelsHandler
-from .handlers.status import HealthHandler, OrganizationHandler
+from .handlers.status import HealthHandler, OrganizationHandler, UnknownRouteHandler
 
 
 class ClaudeNbApp(ExtensionApp):
@@ -41,6 +41,8 @@ class ClaudeNbApp(ExtensionApp):
             (r"/health", HealthHandler),
             (r"/v1/health", HealthHandler),
         ])
+        # Last: every other /v1 path answers a 404 envelope.
+        self.handlers.append((r"/v1/.*", UnknownRouteHandler))
 
     async def _start_jupyter_server_extension(self, serverapp):
         if self.publish_to_kernels:
