@@ -784,9 +784,13 @@ async def chat_chunks(bridge, chat: ChatRequest, **stream_kwargs) -> AsyncIterat
     """The chunks of one streamed chat completion, run through `bridge.stream`."""
     translator = ChatChunkTranslator(created=chat.created, include_usage=chat.include_usage,
                                      model=chat.model)
-    async for event in bridge.stream(chat.messages_body, **stream_kwargs):
-        for chunk in translator.feed(event):
-            yield chunk
+    events = bridge.stream(chat.messages_body, **stream_kwargs)
+    try:
+        async for event in events:
+            for chunk in translator.feed(event):
+                yield chunk
+    finally:
+        await events.aclose()      # a consumer that stops early ends the CLI run now
 
 
 async def chat_completion(bridge, chat: ChatRequest, **create_kwargs) -> dict:
