@@ -250,6 +250,27 @@ class ServiceMetrics:
     def observe_first_token(self, route: str, model: str, seconds: float) -> None:
         self.first_token.observe(seconds, route=route, model=model or "unknown")
 
+    async def watch_first_token(self, events, route: str, elapsed: Callable[[], float]):
+        """Pass Anthropic stream events through, observing when the first content arrives
+        (`elapsed()` -> seconds since the request came in)."""
+        model, seen = "", False
+        try:
+            async for event in events:
+                if not seen:
+                    kind = event.get("type")
+                    if kind == "message_start":
+                        model = (event.get("message") or {}).get("model") or ""
+                    elif kind == "content_block_delta" or (
+                            kind == "content_block_start"
+                            and (event.get("content_block") or {}).get("type") == "tool_use"):
+                        self.observe_first_token(route, model, elapsed())
+                        seen = True
+                yield event
+        finally:
+            aclose = getattr(events, "aclose", None)
+            if aclose is not None:
+                await aclose()     # a client that left ends the run now, not at GC
+
     # -- sources --------------------------------------------------------------------------
     def on_run(self, record) -> None:
         """A `bridge.run_listeners` entry."""

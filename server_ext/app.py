@@ -9,9 +9,13 @@ from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool
 
 from claude_nb.bridge import ClaudeBridge
+from claude_nb.metrics import ServiceMetrics
+from claude_nb.quota import tracker_for
 
 from .handlers.messages import CountTokensHandler, MessagesHandler
+from .handlers.metrics import MetricsHandler, QuotaHandler, record_request_metrics
 from .handlers.models import ModelHandler, ModelsHandler
+from .handlers.openai import ChatCompletionsHandler
 from .handlers.status import HealthHandler, OrganizationHandler, UnknownRouteHandler
 
 
@@ -29,6 +33,11 @@ class ClaudeNbApp(ExtensionApp):
         self.bridge = ClaudeBridge(parent=self)
         # name -> callable returning a JSON-able dict, shown in /health
         self.health_sections: dict = {}
+        # Plan quota from the CLI's rate-limit reports (kept in memory: the store has no place
+        # for it yet, so it starts empty after a restart until the next run reports).
+        self.quota = tracker_for(self.bridge)
+        self.health_sections["quota"] = self.quota.summary
+        self.metrics = ServiceMetrics().attach_bridge(self.bridge).attach_quota(self.quota)
         self.organization_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "claude-nb:" + jupyter_data_dir()))
 
     def initialize_handlers(self):
@@ -40,11 +49,15 @@ class ClaudeNbApp(ExtensionApp):
             (r"/v1/organizations/me", OrganizationHandler),
             (r"/health", HealthHandler),
             (r"/v1/health", HealthHandler),
+            (r"/v1/chat/completions", ChatCompletionsHandler),
+            (r"/v1/usage/quota", QuotaHandler),
+            (r"/metrics", MetricsHandler),
         ])
         # Last: every other /v1 path answers a 404 envelope.
         self.handlers.append((r"/v1/.*", UnknownRouteHandler))
 
     async def _start_jupyter_server_extension(self, serverapp):
+        record_request_metrics(serverapp.web_app, self.metrics)
         if self.publish_to_kernels:
             os.environ["CLAUDE_NB_URL"] = serverapp.connection_url
             token = getattr(serverapp.identity_provider, "token", "") or ""
