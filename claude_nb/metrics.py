@@ -306,6 +306,17 @@ class ServiceMetrics:
         self.batch_items.function = counts
         return self
 
+    def attach_store(self, store) -> "ServiceMetrics":
+        """Batch items by state, summed over the store's unfinished batches
+        (`store.unfinished_batches()`, `store.item_counts(batch_id)`)."""
+        def counts():
+            total: dict = {}
+            for batch in store.unfinished_batches():
+                for state, n in store.item_counts(batch.id).items():
+                    total[state] = total.get(state, 0) + n
+            return total
+        return self.attach_batch_counts(counts)
+
     def attach_quota(self, tracker) -> "ServiceMetrics":
         def status():
             return {k: QUOTA_STATUS_VALUE[w["status"]] for k, w in tracker.snapshot()["windows"].items()}

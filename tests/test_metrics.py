@@ -138,3 +138,22 @@ async def test_failed_runs_are_counted_as_errored(bridge, upstream):
     errored = [k for k, v in samples.items()
                if k[0] == "claude_nb_runs_total" and dict(k[1])["status"] == "errored" and v == 1]
     assert len(errored) == 1
+
+
+def test_batch_items_summed_over_unfinished_batches():
+    class Batch:
+        def __init__(self, id):
+            self.id = id
+
+    class StoreLike:          # the store's two read calls, as store.py defines them
+        def unfinished_batches(self):
+            return [Batch("msgbatch_a"), Batch("msgbatch_b")]
+
+        def item_counts(self, batch_id):
+            return {"msgbatch_a": {"pending": 3, "running": 1, "succeeded": 5},
+                    "msgbatch_b": {"pending": 2, "running": 0, "errored": 1}}[batch_id]
+    samples = parse(ServiceMetrics().attach_store(StoreLike()).expose())
+    assert value(samples, "claude_nb_batch_items", state="pending") == 5
+    assert value(samples, "claude_nb_batch_items", state="running") == 1
+    assert value(samples, "claude_nb_batch_items", state="succeeded") == 5
+    assert value(samples, "claude_nb_batch_items", state="errored") == 1
