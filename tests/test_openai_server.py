@@ -166,6 +166,11 @@ async def test_upstream_rate_limit_is_429(client, cli_env, upstream):
     with pytest.raises(openai.RateLimitError) as info:
         await client.chat.completions.create(model="sonnet", messages=[{"role": "user", "content": "x"}])
     assert info.value.body["code"] == "rate_limit_exceeded"
+    # streamed: the failure comes before the first chunk, so it is still a plain HTTP 429
+    upstream.push(Reply.error(429, "rate_limit_error", "slow down"))
+    with pytest.raises(openai.RateLimitError):
+        await client.chat.completions.create(model="sonnet", stream=True,
+                                             messages=[{"role": "user", "content": "x"}])
 
 
 async def test_error_after_the_stream_began(client, cli_env, upstream):
