@@ -35,6 +35,7 @@ async def test_create(client, cli_env, upstream):
     assert completion.model.startswith("claude-")
     assert completion.usage.completion_tokens == 12 and completion.usage.total_tokens > 12
     assert raw.headers["claude-nb-ignored"] == "temperature,seed"
+    assert completion._request_id == raw.headers["request-id"] and completion._request_id.startswith("req_")
     sent = upstream.message_requests[-1]
     assert "Answer briefly." in sent.system_text() and sent.body["max_tokens"] == 64
 
@@ -131,7 +132,7 @@ async def test_bad_requests_name_the_param(client, cli_env, upstream):
         await client.chat.completions.create(model="sonnet", n=2, messages=[{"role": "user", "content": "x"}])
     assert info.value.status_code == 400
     assert info.value.body["param"] == "n" and info.value.body["type"] == "invalid_request_error"
-    assert info.value.response.headers["request-id"].startswith("req_")
+    assert info.value.request_id.startswith("req_")
     with pytest.raises(openai.BadRequestError) as info:
         await client.chat.completions.create(model="sonnet", logprobs=True,
                                              messages=[{"role": "user", "content": "x"}])

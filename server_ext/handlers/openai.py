@@ -23,6 +23,14 @@ _END = object()         # marks the end of a successful stream: encoded as `data
 
 
 class ChatCompletionsHandler(ApiHandler):
+    async def prepare(self):
+        try:
+            await super().prepare()
+        finally:
+            if getattr(self, "request_id", None):
+                # where the openai SDK looks for it (`completion._request_id`)
+                self.set_header("x-request-id", self.request_id)
+
     @api_method
     @authorized
     async def post(self):
@@ -56,7 +64,9 @@ class ChatCompletionsHandler(ApiHandler):
         status, body = openai_error(error)
         self.clear_header("Content-Type")
         self.set_status(status)
-        self.set_header("request-id", getattr(self, "request_id", None) or new_request_id())
+        request_id = getattr(self, "request_id", None) or new_request_id()
+        self.set_header("request-id", request_id)
+        self.set_header("x-request-id", request_id)
         self.set_header("Content-Type", "application/json")
         if error.should_retry is not None:
             self.set_header("x-should-retry", "true" if error.should_retry else "false")
