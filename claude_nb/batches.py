@@ -209,8 +209,9 @@ class BatchRunner(LoggingConfigurable):
     batch_ttl = Float(24 * 3600.0, config=True,
                       help="Seconds a batch may take; then its unfinished requests expire.")
     workers_per_batch = Int(0, config=True,
-                            help="Requests of one batch in flight at once (0: the bridge's "
-                                 "max_concurrency, which caps all of them together anyway).")
+                            help="Requests of one batch in flight at once (0: twice the bridge's "
+                                 "max_concurrency, so a freed slot always has one waiting; the "
+                                 "bridge's limiter caps them all together anyway).")
     poll_interval = Float(2.0, config=True,
                           help="Seconds between checks for expiry, cancels from other processes "
                                "and batches left by a stopped runner.")
@@ -357,7 +358,7 @@ class BatchRunner(LoggingConfigurable):
 
     # -- working a batch ------------------------------------------------------------------
     async def _run_batch(self, batch_id: str) -> None:
-        count = self.workers_per_batch or self.bridge.limiter.capacity
+        count = self.workers_per_batch or 2 * self.bridge.limiter.capacity
         workers = [asyncio.create_task(self._worker(batch_id)) for _ in range(max(1, count))]
         try:
             await asyncio.gather(*workers)
@@ -387,6 +388,10 @@ class BatchRunner(LoggingConfigurable):
                                                    background=True, request_id=request_id)
                 return {"type": "succeeded", "message": message}
             except AnthropicError as exc:
+                if not self.running or getattr(self.bridge, "_closed", False):
+                    # Shutting down: not the request's fault. Leave it unfinished (running), so
+                    # the next start runs it again, rather than store an error.
+                    raise asyncio.CancelledError() from exc
                 if _retryable(exc) and attempt < self.max_retries:
                     delay = min(self.retry_max_delay, self.retry_base_delay * 2 ** attempt)
                     attempt += 1

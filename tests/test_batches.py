@@ -459,3 +459,29 @@ async def test_delete_only_after_the_batch_ended(runner, store, upstream):
     with pytest.raises(NotFound):
         store.get_batch(batch.id)
     assert batches.deleted_json(batch.id) == {"id": batch.id, "type": "message_batch_deleted"}
+
+
+async def test_requests_cut_by_a_shutdown_are_left_for_the_next_start(store, bridge, upstream):
+    """The server stopping is not the request's fault: no `errored` result gets stored."""
+    store.attach(bridge)
+    script = Script(upstream).on("q0", Reply.text("cut by the shutdown", hang=30))
+    runner = BatchRunner(store, bridge, workers_per_batch=1, max_retries=0)
+    await runner.start()
+    batch = await runner.create(requests(2))
+    await until(lambda: script.counts["q0"] == 1)
+    await bridge.close()                      # shutdown order gone wrong: the bridge goes first
+    await until(lambda: not bridge.live)
+    await runner.stop()
+    assert store.item_results(batch.id) == {}
+    assert store.item_counts(batch.id)["errored"] == 0
+
+    from claude_nb.bridge import ClaudeBridge
+    fresh = ClaudeBridge()
+    store.attach(fresh)
+    again = BatchRunner(store, fresh)
+    await again.start()
+    try:
+        ended = await again.wait(batch.id, timeout=120)
+    finally:
+        await again.stop()
+    assert ended.succeeded == 2 and script.counts["q0"] == 2
