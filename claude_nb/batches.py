@@ -231,6 +231,11 @@ class BatchRunner(LoggingConfigurable):
         self._changed = asyncio.Event()
         self.running = False
 
+    @property
+    def active_batches(self) -> list[str]:
+        """Ids of the batches this runner is working right now."""
+        return list(self._tasks)
+
     # -- lifecycle ------------------------------------------------------------------------
     async def start(self) -> None:
         """Resume unfinished batches (adopting those whose runner is gone) and keep watch."""
