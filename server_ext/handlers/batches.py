@@ -1,6 +1,8 @@
 """/v1/messages/batches: create, list, retrieve, cancel, delete, and the JSONL results."""
 from __future__ import annotations
 
+import asyncio
+
 from jupyter_server.auth.decorator import authorized
 from tornado.iostream import StreamClosedError
 
@@ -37,7 +39,8 @@ class BatchesHandler(BatchApiHandler):
     @api_method
     @authorized
     async def post(self):
-        requests = batches.parse_create_body(self.request.body)
+        # Up to 256 MB and 100,000 requests to check: off the event loop.
+        requests = await asyncio.to_thread(batches.parse_create_body, self.request.body)
         self.write_batch(await self.runner.create(requests))
 
     @api_method
