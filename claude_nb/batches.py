@@ -367,11 +367,17 @@ class BatchRunner(LoggingConfigurable):
         workers = [asyncio.create_task(self._worker(batch_id)) for _ in range(max(1, count))]
         try:
             await asyncio.gather(*workers)
-        except BaseException:
+        except BaseException as exc:
             for worker in workers:
                 worker.cancel()
             await asyncio.gather(*workers, return_exceptions=True)
-            raise
+            if isinstance(exc, asyncio.CancelledError):
+                raise
+            # e.g. the disk was full when a result was saved: no worker of ours holds an item
+            # now, so the ones left running go back to pending; the next check restarts them.
+            self.log.exception("batch %s: working it failed; it restarts at the next check", batch_id)
+            self.store.requeue_running(batch_id, self.owner)
+            return
         self._settle(batch_id)
 
     async def _worker(self, batch_id: str) -> None:

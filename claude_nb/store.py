@@ -352,6 +352,15 @@ class Store:
                        (PENDING, batch_id, RUNNING))
             return True
 
+    def requeue_running(self, batch_id: str, owner: str) -> int:
+        """The owner's workers for this batch stopped without results: run those items again."""
+        with self._tx() as db:
+            if not db.execute("SELECT 1 FROM batches WHERE id = ? AND owner = ?",
+                              (batch_id, owner)).fetchone():
+                return 0
+            return db.execute("UPDATE batch_items SET state = ? WHERE batch_id = ? AND state = ?",
+                              (PENDING, batch_id, RUNNING)).rowcount
+
     def heartbeat(self, owner: str, batch_ids: Iterable[str], now: float) -> set[str]:
         """Renew the owner's lease on these batches; returns the ones it still owns."""
         kept = set()

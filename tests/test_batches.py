@@ -485,3 +485,24 @@ async def test_requests_cut_by_a_shutdown_are_left_for_the_next_start(store, bri
     finally:
         await again.stop()
     assert ended.succeeded == 2 and script.counts["q0"] == 2
+
+
+async def test_a_failed_save_does_not_lose_or_repeat_a_request(runner, store, upstream, monkeypatch):
+    """A result that could not be written (disk full, say) is run again, once."""
+    script = Script(upstream)
+    real_save = store.save_result
+    failures = []
+
+    def flaky_save(batch_id, idx, result, now=None):
+        if idx == 1 and not failures:
+            failures.append(idx)
+            raise OSError("No space left on device")
+        return real_save(batch_id, idx, result, now)
+    monkeypatch.setattr(store, "save_result", flaky_save)
+    runner.workers_per_batch = 1
+    await runner.start()
+    batch = await runner.create(requests(3))
+    ended = await runner.wait(batch.id, timeout=120)
+    assert failures == [1] and ended.succeeded == 3
+    assert [r["custom_id"] for r in parse_results(store, batch.id)] == ["r0", "r1", "r2"]
+    assert [script.counts[f"q{i}"] for i in range(3)] == [1, 2, 1]

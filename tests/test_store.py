@@ -340,3 +340,11 @@ def test_attach_wires_the_ledger_and_file_resolver(store):
     store.attach(bridge)
     assert bridge.run_listeners == [store.record_run]
     assert bridge.file_resolver == store.resolve_file
+
+
+def test_requeue_running_is_the_owners_only(store):
+    batch = make_batch(store, 2, owner="me")
+    store.claim_items(batch.id, "me", limit=2)
+    assert store.requeue_running(batch.id, "someone-else") == 0
+    assert store.requeue_running(batch.id, "me") == 2
+    assert store.item_counts(batch.id)["pending"] == 2
