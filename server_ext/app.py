@@ -18,7 +18,7 @@ from .handlers.files import FileContentHandler, FileHandler, FilesHandler
 from .handlers.messages import CountTokensHandler, MessagesHandler
 from .handlers.models import ModelHandler, ModelsHandler
 from .handlers.reports import CostReportHandler, UsageReportHandler
-from .handlers.status import HealthHandler, OrganizationHandler
+from .handlers.status import HealthHandler, OrganizationHandler, UnknownRouteHandler
 
 
 class ClaudeNbApp(ExtensionApp):
@@ -69,6 +69,8 @@ class ClaudeNbApp(ExtensionApp):
             (r"/health", HealthHandler),
             (r"/v1/health", HealthHandler),
         ])
+        # Last: every other /v1 path answers a 404 envelope.
+        self.handlers.append((r"/v1/.*", UnknownRouteHandler))
 
     async def _start_jupyter_server_extension(self, serverapp):
         if self.publish_to_kernels:
