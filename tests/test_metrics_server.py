@@ -140,3 +140,30 @@ async def test_quota_route_health_and_gauges(jp_fetch, claude_app, sdk_base, tok
 
     resp = await fetch(jp_fetch, "v1", "usage", "quota", headers={"Authorization": "token wrong"})
     assert resp.code == 401
+
+
+async def test_batch_items_by_state(jp_fetch, claude_app, sdk_base, token, cli_env, upstream):
+    claude_app.bridge.max_concurrency = 1        # one item runs, the rest wait
+    upstream.push(Reply.text("slow", hang=1.0))
+    ant = anthropic.AsyncAnthropic(base_url=sdk_base, api_key=token, max_retries=0)
+    batch = await ant.messages.batches.create(requests=[
+        {"custom_id": f"row-{i}", "params": {"model": "sonnet", "max_tokens": 20,
+                                             "messages": [{"role": "user", "content": f"q{i}"}]}}
+        for i in range(3)])
+    for _ in range(400):          # wait for the state, not for a time
+        if claude_app.bridge.live:
+            break
+        await asyncio.sleep(0.025)
+    during = await scrape(jp_fetch)
+    in_flight = {state: value(during, "claude_nb_batch_items", state=state)
+                 for state in ("pending", "running", "succeeded")}
+    assert in_flight["running"] >= 1 and sum(in_flight.values()) == 3
+    for _ in range(2400):
+        if (await ant.messages.batches.retrieve(batch.id)).processing_status == "ended":
+            break
+        await asyncio.sleep(0.05)
+    after = await scrape(jp_fetch)
+    # an ended batch leaves the gauge; its runs stay counted, by source
+    assert not any(k[0] == "claude_nb_batch_items" and v for k, v in after.items())
+    assert sum(v for k, v in after.items() if k[0] == "claude_nb_runs_total"
+               and dict(k[1])["source"] == "batch") == 3
