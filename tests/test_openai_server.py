@@ -76,8 +76,6 @@ async def test_tool_call_stream_accumulates_in_the_sdk(client, cli_env, upstream
     assert final.choices[0].finish_reason == "tool_calls"
 
 
-@pytest.mark.xfail(strict=True, reason="bridge: resumed transcript loses a trailing tool_use turn "
-                                       "(see tests/test_openai_bridge.py)")
 async def test_tool_result_round_trip(client, cli_env, upstream):
     upstream.push(Reply.tool_use("mcp__client__get_weather", {"city": "Paris"}),
                   Reply.text("18C in Paris."))
