@@ -124,3 +124,27 @@ def sse_events(raw: bytes) -> list[tuple[str, dict]]:
 
 def cli_pids_now(bridge) -> list[int]:
     return [p.pid for p in list(bridge.live) if p.pid]
+
+
+def is_openai_route(route: str) -> bool:
+    """Routes that answer in OpenAI's shapes (errors included)."""
+    return route.lstrip("/").split("?")[0].startswith("v1/chat/")
+
+
+def assert_openai_error(payload, error_type: str | None = None) -> dict:
+    """OpenAI's error shape: {"error": {"message", "type", "param", "code"}}."""
+    assert isinstance(payload, dict) and isinstance(payload.get("error"), dict), payload
+    error = payload["error"]
+    assert isinstance(error.get("message"), str) and error["message"], payload
+    assert isinstance(error.get("type"), str), payload
+    assert "param" in error and "code" in error, payload
+    if error_type is not None:
+        assert error["type"] == error_type, payload
+    return error
+
+
+def assert_error_for(route: str, payload, error_type: str | None = None) -> dict:
+    """The error shape the route's API uses: OpenAI's on its routes, Anthropic's elsewhere."""
+    if is_openai_route(route):
+        return assert_openai_error(payload, error_type)
+    return assert_envelope(payload, error_type=error_type)
