@@ -11,6 +11,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import json
+import os
 import re
 import string
 from urllib.parse import quote
@@ -24,9 +25,11 @@ from reliability.support import assert_error_for, body, is_openai_route, sse_eve
 
 FUZZ_COUNTS: collections.Counter = collections.Counter()
 
-# modest budgets: the cheap strategies never start a CLI; the mutated-valid ones often do
-CHEAP = 150
-WITH_CLI = 30
+# Modest budgets for CI: the cheap strategies never start a CLI; the near-valid one mostly
+# does. CLAUDE_NB_FUZZ_SCALE=10 runs ten times as many (a longer hunt on a quiet machine).
+SCALE = float(os.environ.get("CLAUDE_NB_FUZZ_SCALE", "1"))
+CHEAP = max(1, int(150 * SCALE))
+WITH_CLI = max(1, int(30 * SCALE))
 FUZZ_SETTINGS = dict(deadline=None, database=None, derandomize=False,
                      suppress_health_check=list(HealthCheck))
 
