@@ -25,7 +25,7 @@ def v1_routes(claude_app) -> list[tuple[str, str, type]]:
     out = []
     for spec in claude_app.handlers:
         pattern, handler = spec[0], spec[1]
-        if not pattern.startswith("/v1/"):
+        if not (pattern == "/v1" or pattern.startswith(("/v1/", "/v1("))):
             continue
         if handler is UnknownRouteHandler:
             pattern = "/v1/no/such/route"
