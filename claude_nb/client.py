@@ -21,6 +21,7 @@ import http.client
 import json
 import os
 import queue
+import socket
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -108,11 +109,14 @@ class AnswerStream:
     the client go and ends its CLI process; in-process, the process is ended directly.
     """
 
-    def __init__(self, events: Iterator[dict], transport: "Transport", request_id: str | None):
+    def __init__(self, events: Iterator[dict], transport: "Transport", request_id: str | None,
+                 abort: Callable[[], None] | None = None):
         self._events = events
         self._transport = transport
+        self._abort = abort
         self.request_id = request_id
         self.answer: Answer | None = None
+        self.aborted = False
         self._acc = MessageAccumulator()
         self._final_usage: dict | None = None
         self._iter = self._run()
@@ -135,6 +139,13 @@ class AnswerStream:
         if close:
             close()
 
+    def abort(self) -> None:
+        """Stop the request from another thread (a Stop button): iteration ends, `.answer`
+        stays None, and the CLI process is ended."""
+        self.aborted = True
+        if self._abort is not None:
+            self._abort()
+
     @property
     def text(self) -> str:
         """The text received so far."""
@@ -150,6 +161,14 @@ class AnswerStream:
         return self.answer
 
     def _run(self):
+        try:
+            yield from self._receive()
+        except ClaudeError:
+            if self.aborted:       # the connection was cut on purpose
+                return
+            raise
+
+    def _receive(self):
         for event in self._events:
             kind = event.get("type")
             if kind == "claude_nb.final_usage":
@@ -164,6 +183,8 @@ class AnswerStream:
                 if delta.get("type") == "text_delta" and delta.get("text"):
                     yield delta["text"]
         message = self._acc.message
+        if self.aborted:
+            return
         if message is None or message.get("stop_reason") is None:
             raise ClaudeError("The answer ended before the message was complete.",
                               status=500, type="api_error", request_id=self.request_id)
@@ -181,7 +202,9 @@ class AnswerStream:
 class Transport:
     kind = ""
 
-    def stream(self, body: dict, *, source: str = "client") -> tuple[Iterator[dict], str | None]:
+    def stream(self, body: dict, *, source: str = "client"):
+        """-> (events, request_id, abort): the Anthropic stream events, the request id if known
+        yet, and a thread-safe callable that stops the request."""
         raise NotImplementedError
 
     def cost_of(self, request_id, model, usage) -> tuple[float | None, bool]:
@@ -246,10 +269,12 @@ class HttpTransport(Transport):
             headers["content-type"] = "application/json"
         try:
             conn.request(method, target, body=data, headers=headers)
+            sock = conn.sock
             response = conn.getresponse()
         except (OSError, http.client.HTTPException) as exc:
             conn.close()
             raise ConnectionFailed(f"Could not reach the Jupyter server at {self.base_url}: {exc}") from None
+        response.claude_nb_socket = sock      # for abort() from another thread
         if response.status >= 400:
             raw = response.read()
             conn.close()
@@ -284,7 +309,13 @@ class HttpTransport(Transport):
         response = self.open("POST", "v1/messages", body={**body, "stream": True},
                              accept="text/event-stream")
         request_id = response.getheader("request-id")
-        return self._events(response, request_id), request_id
+
+        def abort():
+            try:        # wakes the reading thread with EOF; the server sees the client go
+                response.claude_nb_socket.shutdown(socket.SHUT_RDWR)
+            except (OSError, AttributeError):
+                pass
+        return self._events(response, request_id), request_id, abort
 
     def _events(self, response, request_id):
         try:
@@ -395,11 +426,18 @@ class InProcessTransport(Transport):
         except AnthropicError as exc:
             raise ClaudeError.wrap(exc) from None
         request_id = "req_" + uuid.uuid4().hex[:24]
-        return self._events(body, source, request_id), request_id
-
-    def _events(self, body, source, request_id):
-        bridge = self.bridge
         handoff: queue.Queue = queue.Queue()
+        control: dict = {}
+
+        def abort():
+            future = control.get("future")
+            if future is not None:
+                future.cancel()
+            handoff.put(("end", None))
+        return self._events(body, source, request_id, handoff, control), request_id, abort
+
+    def _events(self, body, source, request_id, handoff, control):
+        bridge = self.bridge
         started = threading.Event()
         finished = threading.Event()      # set once the bridge has cleaned up (process ended)
 
@@ -419,7 +457,7 @@ class InProcessTransport(Transport):
             finally:
                 finished.set()
 
-        future = self.loop.submit(pump())
+        future = control["future"] = self.loop.submit(pump())
         try:
             while True:
                 try:
@@ -435,8 +473,8 @@ class InProcessTransport(Transport):
         finally:
             if not future.done():
                 future.cancel()      # ends the CLI process (the bridge closes it on cancel)
-                if started.is_set():
-                    finished.wait(timeout=15)
+            if started.is_set():
+                finished.wait(timeout=15)
 
     def close(self) -> None:
         """End running CLI processes and stop the private loop."""
@@ -575,8 +613,8 @@ class Claude:
     def stream(self, prompt=None, *, source: str = "client", **kw) -> AnswerStream:
         """An `AnswerStream`: iterate it for text pieces, then read `.answer`."""
         transport = self.transport
-        events, request_id = transport.stream(self.build_body(prompt, **kw), source=source)
-        return AnswerStream(events, transport, request_id)
+        events, request_id, abort = transport.stream(self.build_body(prompt, **kw), source=source)
+        return AnswerStream(events, transport, request_id, abort)
 
     def message_stream(self, prompt=None, *, model: str | None = None, system=None,
                        max_tokens: int | None = None, **params) -> Iterator[str]:

@@ -303,3 +303,47 @@ def test_line_subcommands(ip, upstream):
     assert "--- you\nhi" in cap.stdout and "You said: hi" in cap.stdout
     with pytest.raises(UsageError, match="unknown subcommand"):
         ip.run_line_magic("claude", "what is the time")
+
+
+# -- the chat widget --------------------------------------------------------------------------
+def test_chat_widget_streams_in_the_background_and_remembers(local, upstream):
+    from claude_nb.widgets import ChatWidget
+    widget = ChatWidget(update_interval=0.0)
+    widget.prompt.value = "My name is Ada."
+    widget.send_button.click()
+    widget.wait(60)
+    assert "You said: My name is Ada." in widget.transcript.value
+    assert widget.send_button.disabled is False and widget.stop_button.disabled is True
+    widget.send("What is my name?")
+    widget.wait(60)
+    assert upstream.message_requests[-1].user_texts() == ["My name is Ada.", "What is my name?"]
+    assert [t["role"] for t in widget.conversation] == ["user", "assistant"] * 2
+    assert "in /" in widget.status.value
+
+
+def test_chat_widget_stop_button_ends_the_answer_and_the_process(local, upstream):
+    from claude_nb.widgets import ChatWidget
+    upstream.push(Reply.text("slow " * 300, delay_per_chunk=0.02))
+    widget = ChatWidget(update_interval=0.0)
+    widget.send("talk slowly")
+    for _ in range(600):                     # until the first words have arrived
+        if widget._live:
+            break
+        widget.wait(0.05)
+    assert widget.busy and widget.stop_button.disabled is False
+    widget.stop_button.click()
+    widget.wait(30)
+    assert not widget.busy and widget.status.value == "stopped"
+    answer = widget.conversation[-1]["content"]
+    assert answer and len(answer) < len("slow " * 300)
+    assert local.bridge.live == set()
+
+
+def test_chat_widget_shows_errors_in_its_status(local, upstream):
+    from claude_nb.widgets import ChatWidget
+    upstream.push(Reply.error(529, "overloaded_error", "Overloaded"))
+    widget = ChatWidget()
+    widget.send("hi")
+    widget.wait(60)
+    assert widget.status.value.startswith("Claude error [overloaded_error]")
+    assert widget.conversation == []
