@@ -22,6 +22,7 @@ import json
 import os
 import queue
 import socket
+import sys
 import threading
 import uuid
 from dataclasses import dataclass, field
@@ -359,9 +360,10 @@ class InProcessTransport(Transport):
 
     kind = "in-process"
 
-    def __init__(self, bridge=None, *, config=None):
+    def __init__(self, bridge=None, *, config=None, record_usage: bool = True):
         self._bridge = bridge
         self._config = config
+        self.record_usage = record_usage
         self._loop: _LoopThread | None = None
         self._lock = threading.Lock()
         self._costs: dict[str, tuple[float, bool]] = {}
@@ -374,12 +376,26 @@ class InProcessTransport(Transport):
     @property
     def bridge(self):
         with self._lock:
-            if self._bridge is None:
+            created = self._bridge is None
+            if created:
                 from .bridge import ClaudeBridge
                 self._bridge = ClaudeBridge(config=self._config) if self._config else ClaudeBridge()
             if self._on_run not in self._bridge.run_listeners:
                 self._bridge.run_listeners.append(self._on_run)
-            return self._bridge
+            bridge = self._bridge
+        if created and self.record_usage:
+            self._open_ledger()
+        return bridge
+
+    def _open_ledger(self) -> None:
+        """Record in-process runs in the usage store, as the server records its own."""
+        try:
+            from .local import local_state
+            local_state(self)
+        except ImportError:
+            return
+        except Exception as exc:   # an unwritable data dir must not stop answers
+            print(f"claude_nb: usage will not be recorded ({exc}).", file=sys.stderr)
 
     @property
     def loop(self) -> _LoopThread:
