@@ -1,0 +1,139 @@
+"""The example notebooks, executed end to end in a real kernel by nbclient.
+
+Each runs against the real CLI and the recording upstream, in-process (a kernel with no
+server) and through a Jupyter server running the extension (async tests: nbclient's sync
+execute() would block the loop that serves the kernel's requests).
+"""
+from __future__ import annotations
+
+import json
+import os
+import re
+from collections import Counter
+from pathlib import Path
+
+import nbformat
+import pytest
+from nbclient import NotebookClient
+
+from fake_upstream import Reply
+
+ROOT = Path(__file__).resolve().parent.parent
+NOTEBOOKS = ROOT / "notebooks"
+
+
+def responder(rec):
+    """Answers that suit each notebook's prompts (the default echo, JSON where asked, ...)."""
+    text = rec.user_texts()[-1] if rec.user_texts() else ""
+    if "JSON object" in text:
+        return Reply.text('{"planet": "Mars", "moons": 2}')
+    if "Jupyter kernel" in text:          # slow enough to be seen streaming
+        return Reply.text("A kernel runs your code and sends results back to the notebook. "
+                          "Each notebook has its own kernel.", delay_per_chunk=0.04)
+    if text.startswith("Classify the sentiment"):
+        review = text.rsplit("Review: ", 1)[-1].lower()
+        if "love" in review:
+            return Reply.text("Positive.")
+        if "terrible" in review:
+            return Reply.text("Negative")
+        return Reply.text("mixed")
+    return Reply.text("You said: " + text)
+
+
+class RecordingClient(NotebookClient):
+    """Counts the iopub messages of each cell (to see display updates as they stream)."""
+
+    def __init__(self, *args, **kwargs):
+        super().__init__(*args, **kwargs)
+        self.messages: dict[int, Counter] = {}
+
+    def process_message(self, msg, cell, cell_index):
+        self.messages.setdefault(cell_index, Counter())[msg["msg_type"]] += 1
+        return super().process_message(msg, cell, cell_index)
+
+
+async def execute(name: str, env: dict, workdir: Path) -> tuple:
+    nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+    client = RecordingClient(nb, kernel_name="python3", timeout=180, allow_errors=False,
+                             resources={"metadata": {"path": str(workdir)}})
+    await client.async_execute(env={**env, "PYTHONPATH": str(ROOT)})
+    return nb, client
+
+
+def cell_index(nb, pattern: str) -> int:
+    for i, cell in enumerate(nb.cells):
+        if cell.cell_type == "code" and re.search(pattern, cell.source):
+            return i
+    raise AssertionError(f"no cell matches {pattern!r}")
+
+
+def outputs(nb, pattern: str, kind: str | None = None) -> list:
+    outs = nb.cells[cell_index(nb, pattern)].outputs
+    return [o for o in outs if kind is None or o.output_type == kind]
+
+
+def text_of(nb, pattern: str) -> str:
+    parts = []
+    for o in outputs(nb, pattern):
+        if o.output_type == "stream":
+            parts.append(o.text)
+        elif "text/plain" in o.get("data", {}):
+            parts.append(o.data["text/plain"])
+    return "".join(parts)
+
+
+@pytest.fixture
+def kernel_env(cli_env, upstream, monkeypatch):
+    upstream.responder = responder
+    return monkeypatch
+
+
+def test_notebooks_are_saved_without_outputs():
+    names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
+    assert names == ["batch_analysis.ipynb", "quickstart.ipynb", "sdk.ipynb"]
+    for name in names:
+        nb = nbformat.read(NOTEBOOKS / name, as_version=4)
+        nbformat.validate(nb)
+        for cell in nb.cells:
+            if cell.cell_type == "code":
+                assert cell.outputs == [] and cell.execution_count is None, name
+
+
+def check_quickstart(nb, client, upstream, transport: str) -> None:
+    # the first answer streamed (updates while the cell ran) and was saved once, whole
+    first = cell_index(nb, "what is a Jupyter kernel")
+    assert client.messages[first]["update_display_data"] >= 2
+    shown = outputs(nb, "what is a Jupyter kernel", "display_data")
+    assert len(shown) == 1
+    expected = ("A kernel runs your code and sends results back to the notebook. "
+                "Each notebook has its own kernel.")
+    assert shown[0].data["text/markdown"] == expected == shown[0].data["text/plain"]
+    meta = shown[0].metadata["claude_nb"]
+    assert meta["transport"] == transport and meta["request_id"]
+    assert meta["usage"]["output_tokens"] > 0 and meta["cost_usd"] > 0
+    # -o stored the answer; options reached upstream
+    assert "You said: What is the capital of France?" in text_of(nb, r"^capital$")
+    capital = [r for r in upstream.message_requests if "capital of France" in r.user_texts()[-1]][0]
+    assert "haiku" in capital.body["model"] and "Answer with the name only." in capital.system_text()
+    # chat memory: the follow-up carried the earlier turn; after reset nothing is carried
+    follow = [r for r in upstream.message_requests if r.user_texts()[-1] == "What is my favourite number?"][0]
+    assert "My favourite number is 42. Please remember it." in follow.user_texts()
+    median = [r for r in upstream.message_requests if "median" in r.user_texts()[-1]][0]
+    assert median.user_texts()[-1] == ("What is the median of [3, 1, 4, 1, 5, 9, 2, 6]?\n"
+                                       "Also, is this Python valid: squares = {n: n * n for n in range(3)}")
+    assert len(median.user_texts()) == 1
+    # json format: parsed value stored and shown as JSON
+    assert outputs(nb, "--format json", "display_data")[0].data["application/json"] == \
+        {"planet": "Mars", "moons": 2}
+    assert text_of(nb, r'mars\["moons"\]') == "2"
+    # the client API
+    assert "You said: Name three prime numbers" in text_of(nb, "claude.message\\(")
+    assert text_of(nb, "message_stream") == "You said: Count from one to five in words."
+    assert text_of(nb, "claude.answer").startswith("You said: Say hello in French.\nclaude-")
+    assert transport in text_of(nb, "%claude status")
+
+
+async def test_quickstart_in_process_kernel(kernel_env, upstream, tmp_path):
+    kernel_env.delenv("CLAUDE_NB_URL", raising=False)
+    nb, client = await execute("quickstart.ipynb", dict(os.environ), tmp_path)
+    check_quickstart(nb, client, upstream, "in-process")
