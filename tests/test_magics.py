@@ -347,3 +347,25 @@ def test_chat_widget_shows_errors_in_its_status(local, upstream):
     widget.wait(60)
     assert widget.status.value.startswith("Claude error [overloaded_error]")
     assert widget.conversation == []
+
+
+def test_real_terminal_ipython_prints_the_answer(cli_env, upstream, tmp_path):
+    """`ipython` itself (TerminalInteractiveShell, no kernel): plain text, no display junk."""
+    import os
+    import subprocess
+    from pathlib import Path
+    upstream.push(Reply.text("Terminal answer, printed as it comes."))
+    root = Path(__file__).resolve().parent.parent
+    code = ("%load_ext claude_nb\n"
+            "assert type(get_ipython()).__name__ == 'TerminalInteractiveShell'\n"
+            "get_ipython().run_cell_magic('claude', '--model haiku', 'hello from a terminal')\n")
+    env = {**os.environ, "PYTHONPATH": str(root), "IPYTHONDIR": str(tmp_path / "ipython")}
+    env.pop("CLAUDE_NB_URL", None)
+    env.pop("JPY_PARENT_PID", None)
+    done = subprocess.run([sys.executable, "-m", "IPython", "--no-banner", "--quick",
+                           "--colors=nocolor", "-c", code], capture_output=True, text=True,
+                          env=env, timeout=120)
+    assert done.returncode == 0, done.stderr
+    assert "Terminal answer, printed as it comes." in done.stdout
+    assert "IPython.core.display" not in done.stdout and "Rendered object" not in done.stdout
+    assert upstream.message_requests[-1].user_texts() == ["hello from a terminal"]
