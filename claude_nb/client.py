@@ -618,7 +618,8 @@ class Claude:
             messages = [{"role": "user", "content": prompt}]
         elif prompt is not None:
             messages = list(messages) + [{"role": "user", "content": prompt}]
-        body = {"model": model or self.model, "max_tokens": max_tokens or self.max_tokens,
+        body = {"model": model or self.model,
+                "max_tokens": self.max_tokens if max_tokens is None else max_tokens,
                 "messages": messages}
         system = self.system if system is None else system
         if system:

@@ -312,7 +312,8 @@ def batch(data, prompt: str | None = None, *, model: str | None = None, system: 
     from .client import claude
     frame = _as_frame(data)
     model = model or claude.model
-    requests = build_requests(frame, prompt, model=model, max_tokens=max_tokens or claude.max_tokens,
+    requests = build_requests(frame, prompt, model=model,
+                              max_tokens=claude.max_tokens if max_tokens is None else max_tokens,
                               system=system, **params)
     backend = backend_for(default_transport())
     created = backend.create(requests)

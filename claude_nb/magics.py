@@ -161,7 +161,8 @@ class ClaudeMagics(Magics):
         try:
             stream = self.client.stream(messages=history + [user_turn],
                                         model=args.model or self.model, system=system or None,
-                                        max_tokens=args.max_tokens or self.max_tokens,
+                                        max_tokens=(self.max_tokens if args.max_tokens is None
+                                                    else args.max_tokens),
                                         source="magic")
             for _ in stream:
                 view.feed(stream.text)

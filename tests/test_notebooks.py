@@ -137,3 +137,47 @@ async def test_quickstart_in_process_kernel(kernel_env, upstream, tmp_path):
     kernel_env.delenv("CLAUDE_NB_URL", raising=False)
     nb, client = await execute("quickstart.ipynb", dict(os.environ), tmp_path)
     check_quickstart(nb, client, upstream, "in-process")
+
+
+# -- through a Jupyter server running the extension ---------------------------------------------
+@pytest.fixture
+def jp_server_config(jp_server_config):
+    return {**jp_server_config, "ServerApp": {**jp_server_config.get("ServerApp", {}),
+                                              "jpserver_extensions": {"server_ext": True}}}
+
+
+@pytest.fixture
+def server(jp_fetch, jp_serverapp, kernel_env):
+    return jp_serverapp
+
+
+async def published_env(serverapp, monkeypatch) -> dict:
+    """The environment a kernel started by this server gets: CLAUDE_NB_URL and _TOKEN."""
+    for name in ("CLAUDE_NB_URL", "CLAUDE_NB_TOKEN"):
+        monkeypatch.setenv(name, "")        # restored after the test
+    # what `jupyter server` does once its loop runs (pytest-jupyter's fixture skips it)
+    await serverapp.extension_manager.start_all_extensions()
+    assert os.environ["CLAUDE_NB_URL"]
+    return dict(os.environ)
+
+
+async def test_quickstart_through_the_server(server, kernel_env, upstream, tmp_path):
+    server_env = await published_env(server, kernel_env)
+    nb, client = await execute("quickstart.ipynb", server_env, tmp_path)
+    check_quickstart(nb, client, upstream, "server")
+
+
+async def test_sdk_notebook_through_the_server(server, kernel_env, upstream, tmp_path):
+    server_env = await published_env(server, kernel_env)
+    nb, _ = await execute("sdk.ipynb", server_env, tmp_path)
+    assert server_env["CLAUDE_NB_URL"].rstrip("/") in text_of(nb, "anthropic_client")
+    assert text_of(nb, "messages.create\\(\n").startswith("You said: Hello, Claude")
+    assert "Usage(" in text_of(nb, "messages.create\\(\n")
+    streamed = text_of(nb, "messages.stream")
+    assert streamed.startswith("You said: Write a haiku about notebooks") and "end_turn" in streamed
+    assert "claude-" in text_of(nb, "models.list")
+    assert int(text_of(nb, "count_tokens")) > 0
+    assert text_of(nb, "claude-no-such-model").strip() == "404 not_found_error"
+    batch_lines = text_of(nb, "batches.create").strip().splitlines()
+    assert batch_lines == ["q0 succeeded You said: What is 2 + 2?",
+                           "q1 succeeded You said: Name a colour."]
