@@ -384,14 +384,14 @@ class InProcessTransport(Transport):
                 self._bridge.run_listeners.append(self._on_run)
             bridge = self._bridge
         if created and self.record_usage:
-            self._open_ledger()
+            self._open_ledger(bridge)
         return bridge
 
-    def _open_ledger(self) -> None:
+    def _open_ledger(self, bridge) -> None:
         """Record in-process runs in the usage store, as the server records its own."""
         try:
             from .local import local_state
-            local_state(self)
+            local_state(self).store.attach(bridge)
         except ImportError:
             return
         except Exception as exc:   # an unwritable data dir must not stop answers
@@ -497,11 +497,19 @@ class InProcessTransport(Transport):
         loop = self._loop
         if loop is None:
             return
+        state = getattr(self, "_local_state", None)
+        if state is not None and state.runner is not None:
+            try:        # unfinished batch requests stay in the store for the next process
+                loop.submit(state.runner.stop()).result(timeout=15)
+            except Exception:
+                pass
         if self._bridge is not None:
             try:
                 loop.submit(self._bridge.close()).result(timeout=15)
             except Exception:
                 self._kill_all()
+        if state is not None:
+            state.store.close()
         loop.loop.call_soon_threadsafe(loop.loop.stop)
         loop.thread.join(timeout=5)
         self._loop = None

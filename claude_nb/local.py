@@ -14,7 +14,7 @@ from typing import Iterator
 from .client import ClaudeError, InProcessTransport
 from .protocol.errors import AnthropicError
 
-_lock = threading.Lock()
+_lock = threading.RLock()
 
 
 class LocalState:
@@ -24,7 +24,6 @@ class LocalState:
         from .store import Store
         self.transport = transport
         self.store = Store()
-        self.store.attach(transport.bridge)
         self.runner = None
 
     def batch_runner(self):
@@ -40,11 +39,14 @@ class LocalState:
 
 
 def local_state(transport: InProcessTransport) -> LocalState:
+    """The transport's store (and runner), made once. Its bridge records every run there:
+    the transport attaches the store when it makes the bridge (see `InProcessTransport.bridge`)."""
     with _lock:
         state = getattr(transport, "_local_state", None)
         if state is None:
             state = transport._local_state = LocalState(transport)
-        return state
+    transport.bridge          # makes the bridge (and attaches the store) if not yet done
+    return state
 
 
 def _call(fn, *args, **kwargs):

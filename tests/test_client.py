@@ -230,3 +230,134 @@ async def test_anthropic_client_talks_to_the_server(served, upstream):
 def test_anthropic_client_without_a_server_says_so(local):
     with pytest.raises(ClaudeError, match="needs a Jupyter server"):
         claude_nb.anthropic_client()
+
+
+# -- batches from DataFrames ----------------------------------------------------------------
+def reviews_frame():
+    import pandas as pd
+    return pd.DataFrame({"product": ["kettle", "lamp", "toaster"],
+                         "review": ["I love it", "Broke at once", "It is fine"]},
+                        index=["a", "b", "c"])
+
+
+def check_batch_frame(frame, upstream):
+    assert list(frame.index) == ["a", "b", "c"]
+    assert list(frame.columns) == ["product", "review", "text", "status", "input_tokens",
+                                   "output_tokens", "cost_usd", "error"]
+    assert list(frame["text"]) == ["You said: Review of kettle: I love it",
+                                   "You said: Review of lamp: Broke at once",
+                                   "You said: Review of toaster: It is fine"]
+    assert list(frame["status"]) == ["succeeded"] * 3
+    assert (frame["output_tokens"] > 0).all() and (frame["cost_usd"] > 0).all()
+    assert frame["error"].isna().all()
+    sent = sorted(r.user_texts()[-1] for r in upstream.message_requests)
+    assert sent == ["Review of kettle: I love it", "Review of lamp: Broke at once",
+                    "Review of toaster: It is fine"]
+
+
+async def test_batch_from_a_dataframe_through_the_server(served, upstream, jp_serverapp, monkeypatch):
+    await jp_serverapp.extension_manager.start_all_extensions()   # starts the batch runner
+    monkeypatch.setattr(client_mod, "_default_transport", served)
+    job = await asyncio.to_thread(claude_nb.batch, reviews_frame(),
+                                  prompt="Review of {product}: {review}", model="haiku",
+                                  max_tokens=30)
+    assert job.id.startswith("msgbatch_") and job.total == 3
+    await asyncio.to_thread(job.wait, progress=False, poll_interval=0.2)
+    assert job.ended and job.request_counts["succeeded"] == 3
+    frame = await asyncio.to_thread(job.to_dataframe)
+    check_batch_frame(frame, upstream)
+    assert all(r.body["max_tokens"] == 30 and "haiku" in r.body["model"]
+               for r in upstream.message_requests)
+    # re-attached by id (as after a kernel restart): the inputs come back too
+    again = await asyncio.to_thread(claude_nb.batch_job, job.id)
+    assert again.ended
+    assert (await asyncio.to_thread(again.to_dataframe)).equals(frame)
+
+
+async def test_batch_rows_fail_alone_and_progress_prints(served, upstream, jp_serverapp, capsys):
+    await jp_serverapp.extension_manager.start_all_extensions()
+
+    def respond(rec):
+        text = rec.user_texts()[-1]
+        if "bad" in text:
+            return Reply.error(400, "invalid_request_error", "this row is refused")
+        return Reply.text("ok: " + text)
+    upstream.responder = respond
+    job = await asyncio.to_thread(claude_nb.batch, ["good one", "bad one", "good two"])
+    await asyncio.to_thread(job.wait, poll_interval=0.2)
+    out = capsys.readouterr().out
+    assert f"Batch {job.id} ended" in out and "2 succeeded, 1 errored" in out
+    frame = await asyncio.to_thread(job.to_dataframe)
+    assert list(frame["input"]) == ["good one", "bad one", "good two"]
+    assert list(frame["status"]) == ["succeeded", "errored", "succeeded"]
+    assert frame.loc[1, "error"].startswith("invalid_request_error: ") and \
+        "this row is refused" in frame.loc[1, "error"]
+    assert frame.loc[0, "text"] == "ok: good one" and frame["text"].isna()[1]
+
+
+async def test_batch_cancel_through_the_server(served, upstream, jp_serverapp):
+    await jp_serverapp.extension_manager.start_all_extensions()
+    upstream.responder = lambda rec: Reply.text("slow " * 200, delay_per_chunk=0.05)
+    job = await asyncio.to_thread(claude_nb.batch, [f"q{i}" for i in range(6)])
+    await asyncio.to_thread(job.cancel)
+    await asyncio.to_thread(job.wait, progress=False, poll_interval=0.2)
+    frame = await asyncio.to_thread(job.to_dataframe)
+    assert job.ended and "canceled" in set(frame["status"])
+    assert frame.loc[frame["status"] == "canceled", "error"].str.contains("canceled").all()
+
+
+def test_batch_output_columns_never_hide_input_columns(local, upstream):
+    import pandas as pd
+    job = claude_nb.batch(pd.DataFrame({"text": ["one", "two"]}), prompt="Say {text}")
+    frame = job.wait(progress=False, poll_interval=0.2).to_dataframe()
+    assert list(frame["text"]) == ["one", "two"]
+    assert list(frame["text_claude"]) == ["You said: Say one", "You said: Say two"]
+
+
+def test_batch_in_process_same_job_api(local, upstream):
+    job = claude_nb.batch(reviews_frame(), prompt="Review of {product}: {review}", model="haiku")
+    assert job.id.startswith("msgbatch_")
+    check_batch_frame(job.wait(progress=False, poll_interval=0.2).to_dataframe(), upstream)
+    again = claude_nb.batch_job(job.id)
+    assert list(again.to_dataframe()["product"]) == ["kettle", "lamp", "toaster"]
+
+
+def test_batch_refuses_a_prompt_that_names_no_column(local, upstream):
+    with pytest.raises(ClaudeError, match="names no column"):
+        claude_nb.batch(reviews_frame(), prompt="Classify this")
+    with pytest.raises(ClaudeError, match="prompt="):
+        claude_nb.batch(reviews_frame())
+    with pytest.raises(ClaudeError, match="No message batch"):
+        claude_nb.batch_job("msgbatch_doesnotexist")
+    assert upstream.message_requests == []
+
+
+# -- usage and cost reports ------------------------------------------------------------------
+def check_reports(upstream_runs: int):
+    usage = claude_nb.usage_report(bucket_width="1h")
+    assert list(usage.columns) == ["starting_at", "ending_at", "model", "uncached_input_tokens",
+                                   "cache_creation_5m_input_tokens", "cache_creation_1h_input_tokens",
+                                   "cache_read_input_tokens", "output_tokens", "web_search_requests"]
+    by_model = usage.groupby("model")[["uncached_input_tokens", "output_tokens"]].sum()
+    assert by_model.loc["claude-haiku-4-5-20251001", "output_tokens"] == 7 * upstream_runs
+    assert by_model.loc["claude-haiku-4-5-20251001", "uncached_input_tokens"] == 20 * upstream_runs
+    cost = claude_nb.cost_report()
+    assert {"starting_at", "description", "token_type", "model", "cost_usd", "currency"} <= set(cost.columns)
+    assert cost["cost_usd"].sum() > 0 and set(cost["currency"]) == {"USD"}
+    total = claude_nb.cost_report(group_by=[])
+    assert list(total.columns) == ["starting_at", "ending_at", "cost_usd", "currency"]
+    assert abs(total["cost_usd"].sum() - cost["cost_usd"].sum()) < 1e-9
+
+
+async def test_reports_through_the_server(served, upstream, jp_serverapp):
+    await jp_serverapp.extension_manager.start_all_extensions()
+    for i in range(2):
+        upstream.push(Reply.text("counted", input_tokens=20, output_tokens=7))
+        await asyncio.to_thread(claude_nb.claude.message, f"run {i}", model="haiku")
+    await asyncio.to_thread(check_reports, 2)
+
+
+def test_reports_in_process_count_magic_runs(local, upstream):
+    upstream.push(Reply.text("counted", input_tokens=20, output_tokens=7))
+    claude_nb.claude.message("one run", model="haiku")
+    check_reports(1)
