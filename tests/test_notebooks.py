@@ -181,3 +181,88 @@ async def test_sdk_notebook_through_the_server(server, kernel_env, upstream, tmp
     batch_lines = text_of(nb, "batches.create").strip().splitlines()
     assert batch_lines == ["q0 succeeded You said: What is 2 + 2?",
                            "q1 succeeded You said: Name a colour."]
+
+
+async def test_batch_analysis_through_the_server(server, kernel_env, upstream, tmp_path):
+    server_env = await published_env(server, kernel_env)
+    nb, _ = await execute("batch_analysis.ipynb", server_env, tmp_path)
+    assert text_of(nb, "^job = claude_nb.batch").strip("'").startswith("msgbatch_")
+    assert re.search(r"Batch msgbatch_\w+ ended in \d+ s: 8 succeeded", text_of(nb, r"job.wait\(\)"))
+    prompts = sorted(r.user_texts()[-1] for r in upstream.message_requests)
+    assert len(prompts) == 8 and prompts[0].startswith("Classify the sentiment")
+    assert all(r.body["max_tokens"] == 10 and "haiku" in r.body["model"]
+               for r in upstream.message_requests)
+    table = outputs(nb, "^results = job.to_dataframe", "execute_result")[0].data["text/html"]
+    assert table.count("succeeded") == 8 and "positive" in table and "negative" in table
+    pivot = text_of(nb, "pivot_table")
+    assert re.search(r"kettle\s+0\s+1\s+1", pivot) and re.search(r"lamp\s+1\s+1\s+1", pivot)
+    assert text_of(nb, "batch_job") == "('ended', 8)"
+    usage = outputs(nb, "usage_report", "execute_result")[0].data["text/plain"]
+    assert "claude-haiku-4-5-20251001" in usage
+    assert "output_tokens" in outputs(nb, "usage_report", "execute_result")[0].data["text/html"]
+    assert "Output Tokens" not in text_of(nb, "cost_report") and "output_tokens" in text_of(nb, "cost_report")
+    plots = outputs(nb, "matplotlib", "display_data")
+    assert any("image/png" in o.data for o in plots)
+
+
+RESTART_CELLS = [
+    "import claude_nb\n"
+    "job = claude_nb.batch(['alpha', 'beta', 'gamma'], prompt='Echo {input}', max_tokens=20)\n"
+    "print(job.id, job.status)",
+    "assert 'job' not in globals()      # a new kernel process\n"
+    "import claude_nb\n"
+    "job = claude_nb.batch_job(JOB_ID)\n"
+    "frame = job.wait(progress=False, poll_interval=0.2).to_dataframe()\n"
+    "print(list(frame['input']), list(frame['status']), list(frame['text']))\n"
+    "print(claude_nb.client.default_transport().kind)",
+]
+
+
+async def test_batch_job_reattaches_after_a_kernel_restart_server(server, kernel_env, upstream,
+                                                                  tmp_path):
+    env = await published_env(server, kernel_env)
+    await restart_and_reattach(env, upstream, tmp_path, "server")
+
+
+async def test_batch_job_reattaches_after_a_kernel_restart_in_process(kernel_env, upstream, tmp_path):
+    # no server at all: the batch runner lives in the kernel, and dies with it
+    kernel_env.delenv("CLAUDE_NB_URL", raising=False)
+    await restart_and_reattach(dict(os.environ), upstream, tmp_path, "in-process")
+
+
+async def restart_and_reattach(env, upstream, tmp_path, through):
+    # slow answers: the batch is still running when the kernel restarts
+    upstream.responder = lambda rec: Reply.text("echo: " + rec.user_texts()[-1][5:],
+                                                hang=1.5, delay_per_chunk=0.05)
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(src) for src in RESTART_CELLS])
+    client = NotebookClient(nb, kernel_name="python3", timeout=180,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    async with client.async_setup_kernel(env={**env, "PYTHONPATH": str(ROOT)}):
+        await client.async_execute_cell(nb.cells[0], 0)
+        job_id, status = nb.cells[0].outputs[0].text.split()
+        assert job_id.startswith("msgbatch_") and status == "in_progress"
+        await client.km.restart_kernel(now=True)
+        await client.kc._async_wait_for_ready(timeout=60)
+        nb.cells[1].source = nb.cells[1].source.replace("JOB_ID", repr(job_id))
+        await client.async_execute_cell(nb.cells[1], 1)
+    printed = "".join(o.text for o in nb.cells[1].outputs).strip().splitlines()
+    assert printed == ["['alpha', 'beta', 'gamma'] ['succeeded', 'succeeded', 'succeeded'] "
+                       "['echo: alpha', 'echo: beta', 'echo: gamma']", through]
+
+
+async def test_kernel_finds_its_parent_server_without_the_variables(server, kernel_env, upstream,
+                                                                    tmp_path):
+    """A kernel of a server whose environment lacks CLAUDE_NB_URL (e.g. started before the
+    extension was enabled) finds it from the runtime file named by its JPY_PARENT_PID."""
+    kernel_env.delenv("CLAUDE_NB_URL", raising=False)
+    kernel_env.delenv("CLAUDE_NB_TOKEN", raising=False)
+    server.write_server_info_file()       # what `jupyter server` writes at start
+    nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
+        "from claude_nb import claude, client\n"
+        "print(client.default_transport().describe())\n"
+        "print(claude.message('parent?'))")])
+    client = NotebookClient(nb, kernel_name="python3", timeout=120,
+                            resources={"metadata": {"path": str(tmp_path)}})
+    await client.async_execute(env={**os.environ, "PYTHONPATH": str(ROOT)})
+    where, answer = "".join(o.get("text", "") for o in nb.cells[0].outputs).strip().splitlines()
+    assert where.startswith("Jupyter server at http") and answer == "You said: parent?"
