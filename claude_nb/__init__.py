@@ -8,6 +8,8 @@ tornado or jupyter_server, so it works in any kernel.
     claude_nb.batch(df, prompt="... {column} ...").wait().to_dataframe()
     claude_nb.usage_report(), claude_nb.cost_report()
     claude_nb.anthropic_client()             # the official SDK, pointed at the Jupyter server
+    claude_nb.chat()                         # a chat panel (ipywidgets) with a Stop button
+    claude_nb.quota()                        # the plan's rate-limit windows (subscription logins)
 """
 __version__ = "0.1.0"
 
@@ -19,6 +21,7 @@ _LAZY = {
     "usage_report": "frames", "cost_report": "frames",
     "ChatWidget": "widgets", "chat": "widgets",
     "ClaudeMagics": "magics",
+    "quota": "quota",
 }
 
 __all__ = ["Answer", "AnswerStream", "Claude", "ClaudeError", "anthropic_client", "claude",

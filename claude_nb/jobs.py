@@ -235,7 +235,7 @@ class ProgressBar:
                                                description="batch", bar_style="info")
                 self.label = widgets.Label(value="")
                 self.widget = widgets.HBox([self.bar, self.label])
-                display(self.widget)
+                self.handle = display(self.widget, display_id=True)
             except ImportError:
                 self.widget = None
 
@@ -265,9 +265,13 @@ class ProgressBar:
             self._last_text = text
 
     def close(self, message: str) -> None:
+        """Replace the bar by a summary line (what the saved notebook keeps)."""
         if self.widget is not None:
+            from .display import Rendered
+            self.handle.update(Rendered(message, fmt="text"))
             self.widget.close()
-        elif self._last_text is not None:
+            return
+        if self._last_text is not None:
             sys.stdout.write("\n")
         print(message)
 

@@ -188,6 +188,9 @@ async def test_batch_analysis_through_the_server(server, kernel_env, upstream, t
     nb, _ = await execute("batch_analysis.ipynb", server_env, tmp_path)
     assert text_of(nb, "^job = claude_nb.batch").strip("'").startswith("msgbatch_")
     assert re.search(r"Batch msgbatch_\w+ ended in \d+ s: 8 succeeded", text_of(nb, r"job.wait\(\)"))
+    # the progress widget was replaced by its summary: the saved notebook has no dead widget
+    assert not [o for o in outputs(nb, r"job.wait\(\)")
+                if "application/vnd.jupyter.widget-view+json" in o.get("data", {})]
     prompts = sorted(r.user_texts()[-1] for r in upstream.message_requests)
     assert len(prompts) == 8 and prompts[0].startswith("Classify the sentiment")
     assert all(r.body["max_tokens"] == 10 and "haiku" in r.body["model"]
