@@ -3,7 +3,6 @@ import json
 
 import anthropic
 import pytest
-from tornado.httpclient import HTTPClientError
 
 from fake_upstream import Reply
 from helpers import post
