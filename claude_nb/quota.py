@@ -18,7 +18,7 @@ API-key logins never emit it: there is no plan quota to report then.
 `QuotaTracker` keeps the latest report per window and the latest overall, for
 `GET /v1/usage/quota`, `/health` and `claude_nb.quota()`. Its state is a plain dict
 (`state()` / `restore()`, and `on_change` after every update) so an owner can persist it;
-without one it lives in memory and starts empty after a restart, until the next run reports.
+the server keeps it in its store (state key "quota"); without an owner it lives in memory.
 """
 from __future__ import annotations
 

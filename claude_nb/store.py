@@ -24,7 +24,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 from .protocol.errors import InvalidRequest, NotFound
 
-SCHEMA_VERSION = 1
+SCHEMA_VERSION = 2
 DB_NAME = "claude_nb.sqlite3"
 FILES_DIR = "files"
 # Files in `files/` that no row claims are swept once this old (an upload in another process
@@ -101,6 +101,13 @@ _MIGRATIONS = {
         cost_estimated INTEGER NOT NULL
     );
     CREATE INDEX runs_started ON runs(started_at);
+    """,
+    2: """
+    CREATE TABLE state (
+        key TEXT PRIMARY KEY,
+        value TEXT NOT NULL,
+        updated_at REAL NOT NULL
+    );
     """,
 }
 
@@ -615,6 +622,17 @@ class Store:
                 pass
 
     # -- the usage ledger -----------------------------------------------------------------
+    # -- small named state (e.g. the plan quota) --------------------------------------------
+    def get_state(self, key: str) -> dict | None:
+        rows = self._query("SELECT value FROM state WHERE key = ?", (key,))
+        return json.loads(rows[0][0]) if rows else None
+
+    def put_state(self, key: str, value: dict) -> None:
+        with self._tx() as db:
+            db.execute("INSERT INTO state (key, value, updated_at) VALUES (?, ?, ?) "
+                       "ON CONFLICT(key) DO UPDATE SET value = excluded.value, "
+                       "updated_at = excluded.updated_at", (key, json.dumps(value), time.time()))
+
     def record_run(self, record) -> None:
         """Add one bridge `RunRecord` (the `bridge.run_listeners` signature)."""
         usage = record.usage or {}

@@ -52,9 +52,10 @@ class ClaudeNbApp(ExtensionApp):
             "store": str(self.store.path),
             "unfinished": len(self.store.unfinished_batches()),
             "worked_here": len(self.batch_runner.active_batches)}
-        # Plan quota from the CLI's rate-limit reports (kept in memory: the store has no place
-        # for it yet, so it starts empty after a restart until the next run reports).
+        # Plan quota from the CLI's rate-limit reports, kept in the store across restarts.
         self.quota = tracker_for(self.bridge)
+        self.quota.restore(self.store.get_state("quota") or {})
+        self.quota.on_change = lambda state: self.store.put_state("quota", state)
         self.health_sections["quota"] = self.quota.summary
         self.metrics = (ServiceMetrics().attach_bridge(self.bridge).attach_quota(self.quota)
                         .attach_store(self.store))

@@ -348,3 +348,38 @@ def test_requeue_running_is_the_owners_only(store):
     assert store.requeue_running(batch.id, "someone-else") == 0
     assert store.requeue_running(batch.id, "me") == 2
     assert store.item_counts(batch.id)["pending"] == 2
+
+
+def test_named_state_survives_reopening_and_old_databases_are_upgraded(tmp_path):
+    path = tmp_path / DB_NAME
+    from claude_nb.store import _MIGRATIONS
+    old = sqlite3.connect(path)            # a database written by schema 1 (no state table)
+    old.executescript(_MIGRATIONS[1])
+    old.execute("PRAGMA user_version = 1")
+    old.commit()
+    old.close()
+    store = Store(path)
+    assert store.get_state("quota") is None
+    store.put_state("quota", {"version": 1, "windows": {}})
+    store.put_state("quota", {"version": 1, "windows": {"five_hour": {"status": "allowed"}}})
+    store.close()
+    again = Store(path)
+    assert again.get_state("quota") == {"version": 1, "windows": {"five_hour": {"status": "allowed"}}}
+    assert again._query("PRAGMA user_version")[0][0] == SCHEMA_VERSION
+
+
+def test_plan_quota_survives_a_server_restart(tmp_path):
+    from traitlets.config import Config
+    from server_ext.app import ClaudeNbApp
+    config = Config()
+    config.ClaudeNbApp.store_dir = str(tmp_path)
+    first = ClaudeNbApp(config=config)
+    first.initialize_settings()
+    first.quota.update({"status": "allowed_warning", "rateLimitType": "five_hour",
+                        "utilization": 0.91, "resetsAt": int(time.time()) + 3600})
+    first.store.close()
+    second = ClaudeNbApp(config=config)
+    second.initialize_settings()
+    summary = second.quota.summary()
+    assert "five_hour" in json.dumps(summary) and "allowed_warning" in json.dumps(summary)
+    second.store.close()

@@ -12,7 +12,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from claude_nb.protocol.errors import (AnthropicError, AuthenticationFailed, ERROR_TYPES,
+from claude_nb.protocol.errors import (AnthropicError, AuthenticationFailed,
                                        new_request_id)
 from claude_nb.protocol.sse import PING, encode_event
 
