@@ -12,8 +12,8 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from claude_nb.protocol.errors import (AnthropicError, AuthenticationFailed, ERROR_TYPES,
-                                       PermissionDenied, new_request_id)
+from claude_nb.protocol.errors import (AnthropicError, AuthenticationFailed, PermissionDenied,
+                                       new_request_id)
 from claude_nb.protocol.sse import PING, encode_event
 
 AUTH_RESOURCE = "claude_nb"
