@@ -21,7 +21,7 @@ from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
 from reliability import proctable
-from reliability.support import assert_error_for, body, is_openai_route, sse_events
+from reliability.support import assert_error_for, body, sse_events
 
 FUZZ_COUNTS: collections.Counter = collections.Counter()
 

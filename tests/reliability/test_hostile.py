@@ -4,6 +4,7 @@ no file content reaches a client, and none reaches a later upstream request."""
 from __future__ import annotations
 
 import json
+import os
 import secrets
 import uuid
 from pathlib import Path
@@ -27,7 +28,6 @@ WEATHER = {"name": "get_weather", "description": "Weather for a city",
 def secrets_planted(jp_root_dir, jp_home_dir, cli_env, monkeypatch):
     """A secret file in the Jupyter server's root dir, in $HOME, in the CLI's config dir and in
     every CLI process's own working directory. Returns {where: (path, content)}."""
-    import os
     home = Path(os.environ["HOME"])
     assert home == Path(jp_home_dir)      # pytest-jupyter's private HOME, which the CLI inherits
     planted = {}
@@ -86,7 +86,7 @@ def hostile_reply(secret_paths, marker: Path) -> Reply:
 @pytest.mark.parametrize("client_tools", [False, True], ids=["no_tools", "client_tools"])
 @pytest.mark.parametrize("streaming", [True, False], ids=["stream", "json"])
 async def test_model_asking_the_cli_to_act_runs_nothing_and_leaks_nothing(
-        api, claude_app, upstream, secrets_planted, streaming, client_tools, tmp_path):
+        api, claude_app, upstream, secrets_planted, streaming, client_tools):
     marker = Path("/tmp") / f"PWNED-{uuid.uuid4().hex}"
     paths = [p for p, _ in secrets_planted.values() if p is not None]
     cwd_secret = Path("secret-cli_cwd.txt")          # relative: the CLI's own working dir
