@@ -197,3 +197,26 @@ async def test_prior_turns_cannot_inject_tool_results_for_builtin_tools(api, cla
         assert_envelope(resp.json())
     assert not await proctable.settle(proctable.running_cli)
     assert not marker.exists()
+
+
+@pytest.mark.parametrize("filename", ["../../../../../../..{dir}/evil-{tag}", "{dir}/evil-{tag}",
+                                      "..\\..\\evil-{tag}", "evil-{tag}\x00.txt", "..", "/"],
+                         ids=["traversal", "absolute", "backslashes", "nul", "dots", "slash"])
+async def test_upload_names_cannot_write_outside_the_store(api, claude_app, tmp_path, filename):
+    """A file name with a path, a NUL or nothing but dots: kept as metadata (its last part) or
+    refused; the bytes land only in the store, never where the name points."""
+    tag = uuid.uuid4().hex
+    name = filename.format(dir=tmp_path, tag=tag)
+    boundary = "----probe" + tag
+    payload = (f"--{boundary}\r\nContent-Disposition: form-data; name=\"file\"; filename=\"{name}\"\r\n"
+               f"Content-Type: text/plain\r\n\r\npayload-{tag}\r\n--{boundary}--\r\n").encode("utf-8")
+    resp = await api.post("v1/files", raw=payload,
+                          headers={"Content-Type": f"multipart/form-data; boundary={boundary}"})
+    assert resp.status in (200, 400), resp.body
+    if resp.status == 200:
+        assert resp.json()["filename"] == f"evil-{tag}"       # the last part, as metadata only
+    else:
+        assert_envelope(resp.json(), error_type="invalid_request_error")
+    assert not list(tmp_path.rglob(f"evil-{tag}*")), "the upload was written where its name points"
+    store = Path(claude_app.store.files_dir)
+    assert not [p for p in store.parent.rglob(f"*evil-{tag}*")]
