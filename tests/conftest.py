@@ -91,3 +91,32 @@ def _isolated_data_dir(monkeypatch, tmp_path):
     data = tmp_path / "jupyter-data"
     data.mkdir()
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(data))
+
+
+@pytest.fixture
+def jp_server_config(jp_server_config):
+    """Every Jupyter server in the tests runs with the extension enabled."""
+    server = dict(jp_server_config.get("ServerApp", {}))
+    server["jpserver_extensions"] = {**server.get("jpserver_extensions", {}), "server_ext": True}
+    return {**jp_server_config, "ServerApp": server}
+
+
+@pytest.fixture
+def claude_app(jp_serverapp, jp_asyncio_loop):
+    """The extension app, started as `jupyter server` starts it once its loop runs
+    (pytest-jupyter initializes extensions but never calls their start hooks)."""
+    manager = jp_serverapp.extension_manager
+    app = next(iter(manager.extension_apps["server_ext"]))
+    jp_asyncio_loop.run_until_complete(manager.start_extension("server_ext"))
+    return app
+
+
+@pytest.fixture
+def sdk_base(jp_fetch, claude_app, http_server_port, jp_base_url):
+    """Base URL for SDK clients (jp_fetch makes the HTTP server listen)."""
+    return f"http://127.0.0.1:{http_server_port[1]}{jp_base_url}"
+
+
+@pytest.fixture
+def token(jp_serverapp):
+    return jp_serverapp.identity_provider.token

@@ -1,0 +1,19 @@
+#!/usr/bin/env bash
+# Starts JupyterLab with the claude-nb extension and opens the quickstart notebook.
+# Uses your own Claude Code login: `claude` must be installed and logged in.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+PY=${PYTHON:-python3}
+if [ ! -x .venv/bin/python ]; then
+  "$PY" -m venv .venv
+fi
+.venv/bin/python -m pip install --quiet --upgrade pip
+.venv/bin/python -m pip install --quiet . jupyterlab ipykernel
+if ! command -v claude >/dev/null 2>&1 && [ -z "${CLAUDE_NB_CLI:-}" ]; then
+  echo "claude-nb: the Claude Code CLI was not found on PATH." >&2
+  echo "  Install it: npm install -g @anthropic-ai/claude-code   then run \`claude\` once to log in." >&2
+  echo "  (Or point CLAUDE_NB_CLI at the executable.) Starting Jupyter anyway; /health will say so." >&2
+fi
+extra=()
+[ "$(id -u)" = "0" ] && extra+=(--allow-root)
+exec .venv/bin/jupyter lab notebooks/quickstart.ipynb "${extra[@]}" "$@"

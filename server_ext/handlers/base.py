@@ -1,0 +1,205 @@
+"""One base handler for every /v1 route: token auth in any of the SDKs' spellings, a
+request id, and every failure turned into Anthropic's error envelope."""
+from __future__ import annotations
+
+import asyncio
+import functools
+import json
+import traceback
+
+from jupyter_server.base.handlers import APIHandler, JupyterHandler
+from jupyter_server.extension.handler import ExtensionHandlerMixin
+from tornado import web
+from tornado.iostream import StreamClosedError
+
+from claude_nb.protocol.errors import (AnthropicError, AuthenticationFailed, ERROR_TYPES,
+                                       new_request_id)
+from claude_nb.protocol.sse import PING, encode_event
+
+AUTH_RESOURCE = "claude_nb"
+PING_EVERY = 10.0          # seconds of silence before a `ping` keeps a stream alive
+INTERNAL_EVENT_PREFIX = "claude_nb."
+
+
+def _unauthenticated() -> AuthenticationFailed:
+    return AuthenticationFailed(
+        "invalid x-api-key: use this Jupyter server's token as the API key "
+        "(x-api-key, Authorization: Bearer, or Authorization: token)", should_retry=False)
+
+
+class ClientGone(Exception):
+    """The HTTP client disconnected."""
+
+
+class ApiHandler(ExtensionHandlerMixin, APIHandler):
+    auth_resource = AUTH_RESOURCE
+
+    # -- set-up ---------------------------------------------------------------------------
+    @property
+    def app(self):
+        return self.extensionapp
+
+    @property
+    def bridge(self):
+        return self.extensionapp.bridge
+
+    async def prepare(self):
+        self.request_id = new_request_id()
+        self.set_header("request-id", self.request_id)
+        self._task = asyncio.current_task()
+        self._client_gone = False
+        # The SDKs send the key as `x-api-key` (0.x/1.x) or `Authorization: Bearer` (2.x);
+        # Jupyter reads `Authorization: token|bearer`. Hand x-api-key over in that form.
+        api_key = self.request.headers.get("x-api-key")
+        if api_key and not self.request.headers.get("Authorization", "").strip():
+            self.request.headers["Authorization"] = "token " + api_key
+        try:
+            # APIHandler.prepare without the login redirect: an API answers 401, not a page.
+            await JupyterHandler.prepare(self, _redirect_to_login=False)
+        except web.HTTPError:
+            if not getattr(self, "_jupyter_current_user", None):
+                raise _unauthenticated() from None
+            raise
+        if not self.current_user:
+            raise _unauthenticated()
+        if not self.check_origin():
+            raise web.HTTPError(404)
+
+    def check_xsrf_cookie(self):
+        # Unknown callers get the 401 below instead; token-authenticated calls are exempt
+        # (Jupyter's rule); cookie-authenticated POSTs stay XSRF-checked.
+        if not getattr(self, "_jupyter_current_user", None):
+            return None
+        return super().check_xsrf_cookie()
+
+    def on_connection_close(self):
+        self._client_gone = True
+        task = getattr(self, "_task", None)
+        if task is not None and not task.done():
+            task.cancel()      # ends the CLI process behind this request at once
+
+    # -- responses ------------------------------------------------------------------------
+    def write_json(self, obj, status: int = 200):
+        self.set_status(status)
+        self.set_header("Content-Type", "application/json")
+        self.finish(json.dumps(obj, ensure_ascii=False))
+
+    def write_error(self, status_code: int, **kwargs):
+        exc = kwargs.get("exc_info", (None, None, None))[1]
+        if isinstance(exc, AnthropicError):
+            error = exc
+        elif isinstance(exc, web.HTTPError):
+            message = exc.log_message or self._reason or "request failed"
+            if exc.args and exc.log_message and "%" in exc.log_message:
+                message = exc.log_message % exc.args[1:] if len(exc.args) > 1 else exc.log_message
+            error = AnthropicError(message, status=status_code)
+        else:
+            error = AnthropicError(f"Internal server error (request {self.request_id}); "
+                                   "see the Jupyter server log.", status=500)
+            if exc is not None:
+                self.log.error("claude_nb: %s", "".join(traceback.format_exception(exc)))
+        status = error.status if 400 <= error.status < 600 else 500
+        self.clear_header("Content-Type")
+        self.set_status(status)
+        self.set_header("request-id", getattr(self, "request_id", new_request_id()))
+        self.set_header("Content-Type", "application/json")
+        if error.should_retry is not None:
+            self.set_header("x-should-retry", "true" if error.should_retry else "false")
+        self.finish(json.dumps(error.envelope(getattr(self, "request_id", None))))
+
+    def log_exception(self, typ, value, tb):
+        if isinstance(value, AnthropicError):
+            return          # answered to the client; not a server fault
+        super().log_exception(typ, value, tb)
+
+    # -- server-sent events ---------------------------------------------------------------
+    async def send_events(self, events, encode=encode_event, on_error=None):
+        """Stream events as SSE. The 200 is only committed with the first event, so an error
+        before it is a normal HTTP error (which the SDKs retry); after it, an `event: error`.
+        A `ping` goes out after PING_EVERY seconds of silence."""
+        iterator = events.__aiter__()
+        pending = None
+        started = False
+        try:
+            while True:
+                if pending is None:
+                    pending = asyncio.ensure_future(iterator.__anext__())
+                done, _ = await asyncio.wait({pending}, timeout=PING_EVERY)
+                if not done:
+                    if not started:
+                        self._start_sse()
+                        started = True
+                    await self._write(PING)
+                    continue
+                finished, pending = pending, None
+                try:
+                    event = finished.result()
+                except StopAsyncIteration:
+                    break
+                if str(event.get("type", "")).startswith(INTERNAL_EVENT_PREFIX):
+                    continue
+                if not started:
+                    self._start_sse()
+                    started = True
+                await self._write(encode(event))
+        except AnthropicError as exc:
+            if not started:
+                raise
+            self.log.info("claude_nb: stream %s ended with %r", self.request_id, exc)
+            payload = on_error(exc) if on_error else encode_event(
+                {"type": "error", "error": exc.envelope(self.request_id)["error"],
+                 "request_id": self.request_id})
+            try:
+                await self._write(payload)
+            except ClientGone:
+                pass
+        except ClientGone:
+            pass
+        finally:
+            if pending is not None and not pending.done():
+                pending.cancel()      # ends the CLI process behind this stream
+                try:
+                    await pending
+                except BaseException:
+                    pass
+            await _close(iterator)
+        if not self._finished and not self._client_gone:
+            self.finish()
+
+    def _start_sse(self):
+        self.set_status(200)
+        self.set_header("Content-Type", "text/event-stream; charset=utf-8")
+        self.set_header("Cache-Control", "no-cache")
+        self.set_header("X-Accel-Buffering", "no")
+
+    async def _write(self, data: bytes):
+        if self._client_gone:
+            raise ClientGone()
+        try:
+            self.write(data)
+            await self.flush()
+        except StreamClosedError:
+            self._client_gone = True
+            raise ClientGone() from None
+
+
+def api_method(method):
+    """Wrap a handler method: a client that disconnects ends quietly (its work is cancelled)."""
+    @functools.wraps(method)
+    async def wrapper(self, *args, **kwargs):
+        try:
+            return await method(self, *args, **kwargs)
+        except asyncio.CancelledError:
+            if getattr(self, "_client_gone", False):
+                return None
+            raise
+    return wrapper
+
+
+async def _close(iterator):
+    aclose = getattr(iterator, "aclose", None)
+    if aclose is not None:
+        try:
+            await aclose()
+        except Exception:
+            pass

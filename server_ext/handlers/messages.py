@@ -1,0 +1,35 @@
+"""POST /v1/messages (JSON and SSE) and POST /v1/messages/count_tokens."""
+from __future__ import annotations
+
+from jupyter_server.auth.decorator import authorized
+
+from claude_nb.protocol.models import resolve_model
+from claude_nb.protocol.tokens import count_request_tokens
+from claude_nb.protocol.validation import (ignored_fields, parse_json_body,
+                                           validate_count_request, validate_message_request)
+
+from .base import ApiHandler, api_method
+
+
+class MessagesHandler(ApiHandler):
+    @api_method
+    @authorized
+    async def post(self):
+        body = validate_message_request(parse_json_body(self.request.body))
+        resolve_model(body["model"])
+        ignored = ignored_fields(body)
+        if ignored:
+            self.set_header("claude-nb-ignored", ",".join(ignored))
+        if body.get("stream"):
+            await self.send_events(self.bridge.stream(body, source="api", request_id=self.request_id))
+        else:
+            self.write_json(await self.bridge.create(body, source="api", request_id=self.request_id))
+
+
+class CountTokensHandler(ApiHandler):
+    @api_method
+    @authorized
+    async def post(self):
+        body = validate_count_request(parse_json_body(self.request.body))
+        resolve_model(body["model"])
+        self.write_json({"input_tokens": count_request_tokens(body)})

@@ -1,0 +1,14 @@
+"""Small HTTP helpers for tests against the live Jupyter server."""
+import json
+
+from tornado.httpclient import HTTPClientError
+
+
+async def post(jp_fetch, path, body, headers=None, raw=None):
+    """POST JSON (or raw bytes) and return the response, error statuses included."""
+    try:
+        return await jp_fetch(*path.split("/"), method="POST",
+                              body=raw if raw is not None else json.dumps(body),
+                              headers=headers or {})
+    except HTTPClientError as err:
+        return err.response

@@ -1,0 +1,91 @@
+"""The /v1 API served by the Jupyter server, through the official SDK and raw HTTP."""
+import json
+
+import anthropic
+import pytest
+from tornado.httpclient import HTTPClientError
+
+from fake_upstream import Reply
+from helpers import post
+
+
+async def test_messages_json(jp_fetch, cli_env, upstream):
+    resp = await post(jp_fetch, "v1/messages", {"model": "sonnet", "max_tokens": 64,
+                                                "messages": [{"role": "user", "content": "ping"}]})
+    assert resp.code == 200
+    body = json.loads(resp.body)
+    assert body["content"][0]["text"] == "You said: ping"
+    assert body["type"] == "message" and body["role"] == "assistant"
+    assert resp.headers["request-id"].startswith("req_")
+
+
+@pytest.mark.parametrize("raw,field", [
+    (b"{not json", "not valid JSON"),
+    (json.dumps({"model": "sonnet", "messages": [{"role": "user", "content": "x"}]}).encode(), "max_tokens"),
+    (json.dumps({"model": "sonnet", "max_tokens": 5, "messages": []}).encode(), "messages"),
+    (json.dumps({"model": "sonnet", "max_tokens": 5,
+                 "messages": [{"role": "robot", "content": "x"}]}).encode(), "messages.0.role"),
+    (json.dumps({"model": "sonnet", "max_tokens": 5, "messages": [
+        {"role": "user", "content": [{"type": "hologram"}]}]}).encode(), "messages.0.content.0.type"),
+])
+async def test_bad_requests_are_400_naming_the_field(jp_fetch, cli_env, upstream, raw, field):
+    resp = await post(jp_fetch, "v1/messages", None, raw=raw)
+    assert resp.code == 400
+    body = json.loads(resp.body)
+    assert body["type"] == "error" and body["error"]["type"] == "invalid_request_error"
+    assert field in body["error"]["message"]
+    assert upstream.message_requests == []
+
+
+async def test_unknown_model_is_404(jp_fetch, cli_env):
+    resp = await post(jp_fetch, "v1/messages", {"model": "claude-imaginary-9", "max_tokens": 5,
+                                                "messages": [{"role": "user", "content": "x"}]})
+    assert resp.code == 404
+    assert json.loads(resp.body)["error"]["type"] == "not_found_error"
+
+
+@pytest.mark.parametrize("headers", [{}, {"x-api-key": "wrong"}, {"Authorization": "Bearer wrong"},
+                                     {"Authorization": "Bearer "}, {"x-api-key": ""}])
+async def test_bad_credentials_are_401(jp_fetch, cli_env, headers, upstream):
+    # jp_fetch adds the right token; override it.
+    headers = {"Authorization": "", **headers}
+    resp = await post(jp_fetch, "v1/messages", {"model": "sonnet", "max_tokens": 5,
+                                                "messages": [{"role": "user", "content": "x"}]},
+                      headers=headers)
+    assert resp.code == 401
+    body = json.loads(resp.body)
+    assert body["error"]["type"] == "authentication_error"
+    assert upstream.message_requests == []
+
+
+def _client(sdk_base, token, **kw):
+    return anthropic.Anthropic(base_url=sdk_base, api_key=token, max_retries=0, **kw)
+
+
+async def test_sdk_create_and_stream(cli_env, upstream, sdk_base, token, jp_serverapp):
+    import asyncio
+    client = anthropic.AsyncAnthropic(base_url=sdk_base, api_key=token, max_retries=0)
+    message = await client.messages.create(model="sonnet", max_tokens=64,
+                                           messages=[{"role": "user", "content": "hello sdk"}])
+    assert message.content[0].text == "You said: hello sdk"
+    assert message.usage.output_tokens == 12
+    upstream.push(Reply.text("streamed in several pieces for the client"))
+    texts = []
+    async with client.messages.stream(model="sonnet", max_tokens=64,
+                                      messages=[{"role": "user", "content": "stream please"}]) as stream:
+        async for text in stream.text_stream:
+            texts.append(text)
+        final = await stream.get_final_message()
+    assert len(texts) > 1
+    assert "".join(texts) == "streamed in several pieces for the client"
+    assert final.content[0].text == "streamed in several pieces for the client"
+    assert final.stop_reason == "end_turn"
+
+
+@pytest.mark.parametrize("style", ["x-api-key", "bearer", "token"])
+async def test_token_in_every_header_style(cli_env, upstream, sdk_base, token, style, jp_fetch):
+    headers = {"x-api-key": {"x-api-key": token, "Authorization": ""},
+               "bearer": {"Authorization": f"Bearer {token}"},
+               "token": {"Authorization": f"token {token}"}}[style]
+    resp = await jp_fetch("v1", "models", headers=headers)
+    assert resp.code == 200
