@@ -48,6 +48,8 @@ class ClaudeNbApp(ExtensionApp):
             token = getattr(serverapp.identity_provider, "token", "") or ""
             os.environ["CLAUDE_NB_TOKEN"] = token
         self.log.info("claude_nb: Anthropic-compatible API at %sv1/", serverapp.connection_url)
+        self.health_sections["pool"] = self.bridge.pool_status
+        await self.bridge.start_pool()          # prewarm: the first request answers warm
 
     async def stop_extension(self):
         await self.bridge.close()

@@ -139,6 +139,12 @@ class ClaudeBridge(LoggingConfigurable):
                 self.log.warning("c.ClaudeBridge.pool_prewarm entry %r skipped: %s", template, exc)
         await pool.prewarm(specs)
 
+    def pool_status(self) -> dict:
+        """The warm pool's counters, for /health."""
+        if not self.pool_enabled:
+            return {"enabled": False}
+        return {"enabled": True, **(self.pool.stats() if self.pool is not None else {})}
+
     async def end_session(self, session: str) -> None:
         """Forget a chat session's kept process (its conversation was reset)."""
         if self.pool is not None:
