@@ -268,3 +268,18 @@ async def test_chat_session_retires_after_the_idle_timeout(bridge, upstream):
     _, pid = await ask(bridge, body("hello"), session="chat-4")
     await wait_until(lambda: "chat-4" not in bridge.pool.sessions and not pid_running(pid),
                      what="the session to retire")
+
+
+async def test_chat_turn_cut_by_a_stop_sequence_does_not_keep_its_process(bridge, upstream):
+    # The CLI's history would hold the whole answer, the client only the part before "STOP":
+    # continuing that process would send the model text the client never saw.
+    upstream.push(Reply.text("first part STOP hidden part"))
+    message = await bridge.create({**body("go"), "stop_sequences": ["STOP"]}, session="chat-5")
+    assert message["stop_reason"] == "stop_sequence"
+    assert "chat-5" not in bridge.pool.sessions
+    history = [{"role": "user", "content": "go"}, {"role": "assistant", "content": message["content"]},
+               {"role": "user", "content": "and then?"}]
+    await bridge.create({"model": "sonnet", "max_tokens": 64, "messages": history}, session="chat-5")
+    sent = upstream.message_requests[-1]
+    assert "hidden part" not in str(sent.body)
+    assert bridge.pool.counts["session_hits"] == 0
