@@ -252,6 +252,23 @@ def memory_kib(pid: int) -> tuple[int, int]:
     return rss, pss
 
 
+def cpu_seconds(pid: int) -> float:
+    """CPU time of a process, its reaped children (cutime/cstime) and its live descendants."""
+    total = 0
+    for i, p in enumerate([pid] + descendants(pid)):
+        try:
+            with open(f"/proc/{p}/stat", "rb") as f:
+                fields = f.read().rsplit(b")", 1)[1].split()
+        except OSError:
+            continue
+        total += int(fields[11]) + int(fields[12]) + int(fields[13]) + int(fields[14])
+    return total / os.sysconf("SC_CLK_TCK")
+
+
+def load_average() -> str:
+    return f"{os.getloadavg()[0]:.1f}"
+
+
 def is_cli(pid: int, cli: str) -> bool:
     try:
         return os.path.realpath(f"/proc/{pid}/exe") == os.path.realpath(cli)

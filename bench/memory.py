@@ -103,7 +103,7 @@ def main() -> None:
         warm.stop()
 
     idle_clis = warm_idle["clis"]
-    busy = cold_load["busiest"]["clis"]       # pool off: every CLI process is answering
+    busy = cold_load["peak"]["clis"]          # pool off: every CLI process is answering
     print("\nper CLI process:")
     if idle_clis:
         print(f"  warm, waiting:  {mib(sum(r for r, _ in idle_clis) / len(idle_clis))} RSS  "

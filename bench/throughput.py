@@ -7,11 +7,14 @@ how fast a loopback server can say one word.
 
     /tmp/venv/bin/python bench/throughput.py [--concurrency 1,2,4,8] [--answer-seconds 2] [--cold]
 
-Target: achieved / ideal >= 0.9 at K = 4.
+Target: achieved / ideal >= 0.9 at K = 4. Each request also costs one CLI start (~0.5 s of CPU,
+whether it happens ahead in the pool or not): the CPU columns show when the machine, not the
+bridge, is the limit ("load" is the 1-minute load average, other work on the machine included).
 """
 from __future__ import annotations
 
 import argparse
+import os
 import threading
 import time
 from concurrent.futures import ThreadPoolExecutor
@@ -19,7 +22,7 @@ from concurrent.futures import ThreadPoolExecutor
 import httpx
 
 import common
-from common import Reply, Sandbox, message, stream_request
+from common import Reply, Sandbox, cpu_seconds, load_average, message, stream_request
 
 CAP = 4         # ClaudeBridge.max_concurrency, the default
 
@@ -75,16 +78,21 @@ def measure(sandbox: Sandbox, label: str, ks: list[int], per_client: int, pause:
     mean_single = sum(singles) / len(singles)
     print(f"\n{label}: mean single request {mean_single * 1000:.0f} ms "
           f"(min {min(singles) * 1000:.0f}, max {max(singles) * 1000:.0f})")
-    print(f"{'K':>3} {'N':>4} {'wall':>8} {'req/s':>7} {'ideal':>7} {'ratio':>6}")
+    print(f"{'K':>3} {'N':>4} {'wall':>8} {'req/s':>7} {'ideal':>7} {'ratio':>6}  "
+          f"{'CPU/req':>8} {'CPU ceiling':>11} {'load':>5}")
     rows = []
     for k in ks:
         n = max(8, per_client * k)
         time.sleep(pause * 2)
+        cpu_before = cpu_seconds(server.pid)
         wall = burst(server, k, n)
+        cpu = (cpu_seconds(server.pid) - cpu_before) / n
         achieved = n / wall
         ideal = min(k, CAP) / mean_single
         rows.append((k, achieved / ideal))
-        print(f"{k:>3} {n:>4} {wall:>7.2f}s {achieved:>7.2f} {ideal:>7.2f} {achieved / ideal:>6.3f}")
+        # CPU ceiling: requests/s if this server had every core to itself.
+        print(f"{k:>3} {n:>4} {wall:>7.2f}s {achieved:>7.2f} {ideal:>7.2f} {achieved / ideal:>6.3f}  "
+              f"{cpu:>7.2f}s {(os.cpu_count() or 1) / cpu:>10.2f}/s {load_average():>5}")
     print(f"pool: {server.health().get('pool')}")
     server.stop()
     return rows
