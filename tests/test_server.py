@@ -89,3 +89,38 @@ async def test_token_in_every_header_style(cli_env, upstream, sdk_base, token, s
                "token": {"Authorization": f"token {token}"}}[style]
     resp = await jp_fetch("v1", "models", headers=headers)
     assert resp.code == 200
+
+
+async def test_image_block_reaches_upstream_whole(cli_env, upstream, sdk_base, token):
+    import base64
+    import struct
+    import zlib
+
+    def png(w, h):
+        raw = b"".join(b"\x00" + b"\xff\x00\x00" * w for _ in range(h))
+        chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data
+                                    + struct.pack(">I", zlib.crc32(kind + data)))
+        return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
+                + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
+
+    data = base64.b64encode(png(8, 6)).decode()
+    client = anthropic.AsyncAnthropic(base_url=sdk_base, api_key=token, max_retries=0)
+    await client.messages.create(model="sonnet", max_tokens=32, messages=[{"role": "user", "content": [
+        {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}},
+        {"type": "text", "text": "What colour is this?"}]}])
+    sent = upstream.message_requests[-1].messages[-1]["content"]
+    images = [b for b in sent if b["type"] == "image"]
+    assert images == [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}]
+    assert "What colour is this?" in [b.get("text") for b in sent]
+
+
+async def test_subscription_login_works_and_callers_key_never_reaches_upstream(
+        subscription_env, upstream, sdk_base, token):
+    client = anthropic.AsyncAnthropic(base_url=sdk_base, api_key=token, max_retries=0)
+    message = await client.messages.create(model="sonnet", max_tokens=32,
+                                           messages=[{"role": "user", "content": "as a subscriber"}])
+    assert message.content[0].text == "You said: as a subscriber"
+    sent = upstream.message_requests[-1]
+    assert sent.headers.get("Authorization") == "Bearer sk-ant-oat01-test-subscription"
+    for request in upstream.requests:
+        assert token not in json.dumps(request.headers) + json.dumps(request.body)

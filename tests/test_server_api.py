@@ -84,3 +84,15 @@ async def test_kernels_learn_the_server_url(claude_app, jp_serverapp):
     import os
     assert os.environ["CLAUDE_NB_URL"] == jp_serverapp.connection_url
     assert os.environ["CLAUDE_NB_TOKEN"] == jp_serverapp.identity_provider.token
+
+
+async def test_unknown_route_and_wrong_method_answer_in_the_envelope(jp_fetch, claude_app):
+    from tornado.httpclient import HTTPClientError
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("v1", "no-such-endpoint")
+    assert info.value.code == 404
+    assert json.loads(info.value.response.body)["error"]["type"] == "not_found_error"
+    with pytest.raises(HTTPClientError) as info:
+        await jp_fetch("v1", "messages")          # GET on a POST-only route
+    assert info.value.code == 405
+    assert json.loads(info.value.response.body)["type"] == "error"

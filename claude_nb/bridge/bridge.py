@@ -161,14 +161,13 @@ class ClaudeBridge(LoggingConfigurable):
     def _active_pool(self) -> ProcessPool | None:
         if not self.pool_enabled or self._closed:
             return None
-        if self.pool is None:
+        if self.pool is None or self.pool.closed:
             self.pool = ProcessPool(self)
         return self.pool
 
     def _pool_toggled(self, change) -> None:
         if not change["new"] and self.pool is not None:
-            pool, self.pool = self.pool, None
-            pool.close_soon()
+            self.pool.close_soon()        # close() awaits it
 
     # -- one run --------------------------------------------------------------------------
     async def _open(self, plan: RunPlan, turn: ChatTurn | None = None) -> tuple[CliProcess, str | None]:
@@ -180,6 +179,8 @@ class ClaudeBridge(LoggingConfigurable):
             if proc is not None:
                 return proc, None
         proc, path = await self._start_cold(plan)
+        if plan.user_content is None:
+            return proc, path           # the CLI answers the transcript's last turn by itself
         try:
             await proc.send_user(plan.user_content)
         except (OSError, RuntimeError) as exc:
@@ -218,7 +219,8 @@ class ClaudeBridge(LoggingConfigurable):
         proc, transcript = await self._open(plan, turn)
         self.live.add(proc)
         translator = EventTranslator(client_tools=plan.client_tools,
-                                     stop_sequences=plan.stop_sequences, structured=plan.structured)
+                                     stop_sequences=plan.stop_sequences, structured=plan.structured,
+                                     max_tool_calls=plan.max_tool_calls)
         result: dict | None = None
         model = plan.model
         stream_usage: dict = {}
@@ -249,6 +251,8 @@ class ClaudeBridge(LoggingConfigurable):
                         yield out
                     if translator.cut:
                         break     # a stop sequence ended the message: stop the CLI generating
+                elif kind == "user":
+                    translator.observe_cli_user(line)
                 elif kind == "result":
                     result = line
                     break
@@ -259,12 +263,20 @@ class ClaudeBridge(LoggingConfigurable):
                 elif kind == "system" and line.get("subtype") == "init":
                     model = line.get("model") or model
             if result is not None:
-                error = self._result_error(result, translator)
+                if translator.awaiting_verdict:
+                    error = self._structured_error(result, translator)
+                    if error is None:
+                        for out in translator.release():
+                            yield out
+                error = error or self._result_error(result, translator)
                 usage = normalize_usage(result.get("usage"))
                 if error is None and not translator.finished:
                     error = ApiFailure("The answer was cut off: the upstream stream ended before the "
                                        "message was complete, so it is not returned as whole.")
             elif translator.finished:
+                # Ended by a stop sequence: the CLI was stopped before its result line, so the
+                # output count is the translator's estimate.
+                stream_usage["output_tokens"] = translator.output_tokens
                 usage = normalize_usage(stream_usage)
             else:
                 error = ApiFailure("The Claude Code CLI ended without an answer"
@@ -288,6 +300,15 @@ class ClaudeBridge(LoggingConfigurable):
             if transcript:
                 remove_transcript(transcript)
             self._record(request_id, source, model, started, result, stream_usage, error)
+
+    def _structured_error(self, result: dict, translator: EventTranslator) -> AnthropicError | None:
+        """Structured output: the JSON is returned only once the CLI has checked it."""
+        if (result.get("structured_output") is not None or translator.saw_client_tool
+                or translator.upstream_stop_reason in ("max_tokens", "refusal")):
+            return None      # accepted; or the answer is a tool call, cut, or refused as at the API
+        reason = translator.structured_error or "the model answered without calling the output tool"
+        return ApiFailure("The model's answer did not match output_config.format's JSON schema "
+                          f"({reason}). Retrying may succeed.", should_retry=True)
 
     def _result_error(self, result: dict, translator: EventTranslator) -> AnthropicError | None:
         subtype = result.get("subtype")

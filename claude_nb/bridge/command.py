@@ -56,7 +56,8 @@ class LaunchSpec:
     max_output_tokens: int = 4096
     thinking: str = "disabled"          # disabled | enabled | adaptive
     thinking_budget: int = 0
-    effort: str | None = None
+    thinking_display: str | None = None # summarized | omitted
+    effort: str | None = None           # None: no effort sent upstream (the API's default)
     mcp_config: str | None = None       # client tools, as a stdio MCP server config (JSON)
     json_schema: str | None = None      # structured output
     resume: str | None = field(default=None, compare=False)   # session id: never pooled
@@ -80,8 +81,8 @@ def build_argv(cli: str, spec: LaunchSpec, *, allow_tools: str = "") -> list[str
             "--max-turns", "1"]
     if spec.mcp_config:
         argv += ["--mcp-config", spec.mcp_config]
-    if spec.effort:
-        argv += ["--effort", spec.effort]
+    if spec.thinking_display and spec.thinking != "disabled":
+        argv += ["--thinking-display", spec.thinking_display]
     if spec.json_schema:
         argv += ["--json-schema", spec.json_schema]
     if spec.resume:
@@ -94,12 +95,31 @@ def build_env(spec: LaunchSpec, base: dict | None = None) -> dict[str, str]:
     for key in _STRIPPED_ENV:
         env.pop(key, None)
     env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(spec.max_output_tokens)
+    # Thinking, as measured with CLI 2.1.197 (docs/compatibility.md): MAX_THINKING_TOKENS=0 sends
+    # `disabled`; a budget is sent as `enabled` to models that take one (with adaptive thinking
+    # switched off where the CLI would otherwise prefer it); unset means `adaptive`.
+    env.pop("CLAUDE_CODE_DISABLE_ADAPTIVE_THINKING", None)
+    env.pop("CLAUDE_CODE_DISABLE_THINKING", None)
     if spec.thinking == "disabled":
         env["MAX_THINKING_TOKENS"] = "0"
     elif spec.thinking == "enabled":
         env["MAX_THINKING_TOKENS"] = str(spec.thinking_budget)
+        env["CLAUDE_CODE_DISABLE_ADAPTIVE_THINKING"] = "1"
     else:
         env.pop("MAX_THINKING_TOKENS", None)
+    # Effort goes by environment, not `--effort`: that flag also rewrites the user's own
+    # Claude Code settings (it unpins the launch effort of Opus 4.7/4.8 and Fable 5 in
+    # .claude.json). "unset" keeps the CLI from adding its default effort upstream.
+    env["CLAUDE_CODE_EFFORT_LEVEL"] = spec.effort or "unset"
+    if spec.resume:
+        # The transcript ends with the request's last user turn: the CLI answers that turn
+        # itself ("interrupted turn"), so nothing is added after it. A turn that starts with
+        # tool_result gets the resume prompt appended; a blank one is dropped before upstream.
+        env["CLAUDE_CODE_RESUME_INTERRUPTED_TURN"] = "1"
+        env["CLAUDE_CODE_RESUME_PROMPT"] = " "
+    else:
+        env.pop("CLAUDE_CODE_RESUME_INTERRUPTED_TURN", None)
+        env.pop("CLAUDE_CODE_RESUME_PROMPT", None)
     # Hand upstream errors to the client at once; the SDK (or the batch runner) retries.
     env["CLAUDE_CODE_MAX_RETRIES"] = "0"
     env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")

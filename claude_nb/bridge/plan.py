@@ -10,7 +10,7 @@ from dataclasses import dataclass, field
 from typing import Callable
 
 from ..protocol.errors import InvalidRequest
-from ..protocol.models import cli_model_name
+from ..protocol.models import cli_model_name, resolve_model
 from .command import LaunchSpec, mcp_config_for_tools
 from .events import CLIENT_TOOL_PREFIX
 
@@ -24,13 +24,26 @@ TEXT_MIME_TYPES = {"application/json", "application/xml", "application/x-yaml", 
 
 @dataclass
 class RunPlan:
+    """What one request needs from the CLI.
+
+    prior_turns: turns written to a session transcript that the CLI resumes (`--resume`).
+    When the request has earlier turns, the whole conversation goes there, its last user turn
+    included, and the CLI answers that turn by itself: `user_content` is then None and nothing
+    is written to stdin. A single-turn request has no transcript and its turn goes to stdin
+    (`user_content`), which a pre-started process can take.
+    """
     spec: LaunchSpec
     prior_turns: list[dict]
-    user_content: list
+    user_content: list | None
     client_tools: list[str] = field(default_factory=list)
     stop_sequences: list[str] = field(default_factory=list)
     structured: bool = False
     model: str = ""
+    max_tool_calls: int | None = None    # tool_choice.disable_parallel_tool_use: 1
+
+
+# The CLI will not answer a resumed last turn that is exactly one of its own interrupt markers.
+_CLI_INTERRUPT_MARKERS = ("[Request interrupted by user]", "[Request interrupted by user for tool use]")
 
 
 def _system_text(system) -> str:
@@ -81,7 +94,12 @@ def _map_block(block, client_tools: set[str], resolve: FileResolver | None):
         return block
     kind = block.get("type")
     if kind in ("image", "document"):
-        return _resolve_file_block(block, resolve)
+        block = _resolve_file_block(block, resolve)
+        source = block.get("source") or {}
+        if source.get("type") == "content" and isinstance(source.get("content"), list):
+            inner = [_map_block(b, client_tools, resolve) for b in source["content"]]
+            block = {**block, "source": {**source, "content": inner}}
+        return block
     if kind == "tool_use" and block.get("name") in client_tools:
         return {**block, "name": CLIENT_TOOL_PREFIX + block["name"]}
     if kind == "tool_result" and isinstance(block.get("content"), list):
@@ -89,15 +107,60 @@ def _map_block(block, client_tools: set[str], resolve: FileResolver | None):
     return block
 
 
-def _tool_choice_instruction(choice: dict | None) -> str:
-    if not choice:
+def _tool_choice_instruction(choice: dict | None, tools: list[dict]) -> str:
+    # The CLI never sends tool_choice upstream: the choice is asked for in the system prompt.
+    if not choice or not tools:
         return ""
     kind = choice.get("type")
     if kind == "any":
         return "You must answer by calling one of the available tools."
     if kind == "tool":
         return f"You must answer by calling the tool `{choice['name']}`."
+    if kind == "none":
+        return "Do not call any tool in this answer: answer in text only."
     return ""
+
+
+def _split_turns(turns: list[dict]) -> tuple[list[dict], list | None]:
+    """(transcript turns, stdin content). See RunPlan."""
+    if len(turns) == 1:
+        return [], turns[0]["content"]
+    last = turns[-1]["content"]
+    is_marker = (len(last) == 1 and last[0].get("type") == "text"
+                 and last[0].get("text") in _CLI_INTERRUPT_MARKERS)
+    if not is_marker:
+        return turns, None
+    # Rare: send the trailing user turns (merged, as the API merges consecutive user turns)
+    # on stdin; the transcript then ends with an assistant turn, which the CLI leaves alone.
+    head = list(turns)
+    tail: list = []
+    while head and head[-1]["role"] == "user":
+        tail = head.pop()["content"] + tail
+    return head, tail
+
+
+# Models whose "launch effort" the CLI always sends (xhigh for Opus 4.7) unless the user has
+# picked an effort in Claude Code itself; for them a request without effort gets the API's
+# default, high, instead (measured with CLI 2.1.197, see docs/compatibility.md).
+_CLI_PINNED_EFFORT_MODELS = ("opus-4-7", "opus-4-8", "fable-5")
+
+
+def _default_effort(model: str) -> str | None:
+    model_id = resolve_model(model).id
+    return "high" if any(m in model_id for m in _CLI_PINNED_EFFORT_MODELS) else None
+
+
+THINKING_DISPLAYS = ("summarized", "omitted")
+
+
+def _thinking_spec(thinking: dict | None) -> dict:
+    thinking = thinking or {"type": "disabled"}
+    display = thinking.get("display")
+    if display is not None and display not in THINKING_DISPLAYS:
+        raise InvalidRequest("thinking.display: Input should be 'summarized' or 'omitted'")
+    return {"thinking": thinking["type"],
+            "thinking_budget": int(thinking.get("budget_tokens") or 0),
+            "thinking_display": thinking.get("display")}
 
 
 def plan_request(body: dict, *, resolve_file: FileResolver | None = None,
@@ -115,37 +178,39 @@ def plan_request(body: dict, *, resolve_file: FileResolver | None = None,
         raise InvalidRequest("messages: at least one user message is required")
     if turns[-1]["role"] != "user":
         raise InvalidRequest("messages: the last message must have role 'user'. Prefilling the "
-                             "assistant turn is not supported through the Claude Code CLI.")
+                             "assistant turn is not supported through the Claude Code CLI, which "
+                             "only answers a user turn; put the required start of the answer in "
+                             "the instructions (or use output_config.format for JSON) instead.")
 
-    tool_choice = body.get("tool_choice") or {}
     tools = body.get("tools") or []
-    if tool_choice.get("type") == "none":
-        tools = []
+    tool_choice = body.get("tool_choice") or {}
     tool_names = {t["name"] for t in tools}
-    history_tool_names = {t["name"] for t in body.get("tools") or []}
-    if tool_choice.get("disable_parallel_tool_use"):
+    system_parts.append(_tool_choice_instruction(tool_choice, tools))
+    single_call = bool(tool_choice.get("disable_parallel_tool_use")) and bool(tools)
+    if single_call:
         system_parts.append("Call at most one tool in this answer.")
-    system_parts.append(_tool_choice_instruction(tool_choice if tools else None))
 
     mapped = [{"role": t["role"],
-               "content": [_map_block(b, history_tool_names, resolve_file) for b in _content_list(t["content"])]}
+               "content": [_map_block(b, tool_names, resolve_file) for b in _content_list(t["content"])]}
               for t in turns]
+    prior, stdin_content = _split_turns(mapped)
 
-    thinking = body.get("thinking") or {"type": "disabled"}
     output_config = body.get("output_config") or {}
     fmt = output_config.get("format") or body.get("output_format")
-    stop_sequences = list(body.get("stop_sequences") or [])
     spec = LaunchSpec(
         model=cli_model_name(body["model"]),
         system_prompt="\n\n".join(p for p in system_parts if p),
         max_output_tokens=int(body.get("max_tokens") or 4096),
-        thinking=thinking["type"],
-        thinking_budget=int(thinking.get("budget_tokens") or 0),
-        effort=output_config.get("effort"),
+        effort=output_config.get("effort") or _default_effort(body["model"]),
+        # tool_choice "none" still describes the tools, as the API does (earlier tool_use
+        # turns need them); a call the model makes anyway is dropped from the answer.
         mcp_config=(mcp_config_for_tools(tools, python or sys.executable, MCP_SERVER_SCRIPT)
                     if tools else None),
         json_schema=json.dumps(fmt["schema"], sort_keys=True) if fmt else None,
+        **_thinking_spec(body.get("thinking")),
     )
-    return RunPlan(spec=spec, prior_turns=mapped[:-1], user_content=mapped[-1]["content"],
-                   client_tools=sorted(tool_names), stop_sequences=stop_sequences,
-                   structured=bool(fmt), model=body["model"])
+    return RunPlan(spec=spec, prior_turns=prior, user_content=stdin_content,
+                   client_tools=[] if tool_choice.get("type") == "none" else sorted(tool_names),
+                   stop_sequences=list(body.get("stop_sequences") or []),
+                   structured=bool(fmt), model=body["model"],
+                   max_tool_calls=1 if single_call else None)

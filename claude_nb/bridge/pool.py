@@ -65,6 +65,12 @@ def spec_for_template(template: dict) -> LaunchSpec:
     return plan_request({**template, "messages": _TEMPLATE_MESSAGES}).spec
 
 
+def conversation(plan: RunPlan) -> list[dict]:
+    """Every turn of the request, whether it goes in through a transcript or on stdin."""
+    last = [] if plan.user_content is None else [{"role": "user", "content": plan.user_content}]
+    return plan.prior_turns + last
+
+
 def normal_turns(turns: list[dict]) -> list[dict]:
     """Turns in one comparable form: string content as a text block, no nulls or cache hints."""
     out = []
@@ -91,7 +97,7 @@ def _exited(proc: CliProcess) -> bool:
         with open(f"/proc/{proc.pid}/stat", "rb") as f:
             state = f.read().rsplit(b")", 1)[1].split()[0]
         return state in (b"Z", b"X")
-    except FileNotFoundError:
+    except (FileNotFoundError, ProcessLookupError):     # gone between open and read
         return True
     except (OSError, IndexError):
         return False       # no /proc here: trust returncode
@@ -120,9 +126,8 @@ class ChatTurn:
         if any(not isinstance(b, dict) or b.get("type") not in _PLAIN_BLOCKS
                for b in message.get("content") or []):
             return None
-        turns = self.plan.prior_turns + [{"role": "user", "content": self.plan.user_content},
-                                         {"role": "assistant", "content": message["content"]}]
-        return normal_turns(turns)
+        return normal_turns(conversation(self.plan)
+                            + [{"role": "assistant", "content": message["content"]}])
 
 
 class ProcessPool:
@@ -134,7 +139,7 @@ class ProcessPool:
         self.idle: list[Waiting] = []
         self.sessions: dict[str, Waiting] = {}
         self.starting: set[CliProcess] = set()
-        self.closing: set[CliProcess] = set()
+        self.closing: dict[CliProcess, asyncio.Task] = {}     # being ended, each by its own task
         self.counts = {"hits": 0, "misses": 0, "session_hits": 0, "dead_replaced": 0,
                        "retired": 0, "started": 0}
         self._demand: dict[PoolKey, float] = {}      # key -> when a request last wanted it
@@ -145,6 +150,7 @@ class ProcessPool:
         self._loop: asyncio.AbstractEventLoop | None = None
         self._closed = False
         self._spawn_error_logged = False
+        self._close_task: asyncio.Task | None = None
         _POOLS.add(self)
 
     # -- settings (live from the bridge's traits) ------------------------------------------
@@ -219,7 +225,8 @@ class ProcessPool:
 
     async def _keep(self, turn: ChatTurn, proc: CliProcess) -> bool:
         if (self._closed or self.max_idle == 0 or _exited(proc)
-                or turn.epoch != self._epochs.get(turn.session, 0)):
+                or turn.epoch != self._epochs.get(turn.session, 0)
+                or self.bridge.allowed_tools):     # built-in tool turns would hide in its history
             return False
         history = turn.history_after()
         key = self.key_for(turn.plan.spec)
@@ -257,8 +264,18 @@ class ProcessPool:
                 "closing": len(self.closing), "max_idle": self.max_idle,
                 "wanted": len(self._demand), **self.counts}
 
+    @property
+    def closed(self) -> bool:
+        return self._closed
+
     async def close(self) -> None:
-        self._closed = True
+        """End every process the pool holds; every caller waits for the same ending."""
+        if self._close_task is None:
+            self._closed = True
+            self._close_task = asyncio.ensure_future(self._close())
+        await asyncio.shield(self._close_task)
+
+    async def _close(self) -> None:
         if self._refill_task is not None and self._loop is asyncio.get_running_loop():
             # Let a spawn under way finish: it sees _closed and ends its process itself.
             await asyncio.gather(self._refill_task, return_exceptions=True)
@@ -267,6 +284,8 @@ class ProcessPool:
         entries = self.idle + list(self.sessions.values())
         self.idle, self.sessions = [], {}
         await asyncio.gather(*(self._discard(e.proc, e) for e in entries), return_exceptions=True)
+        # Retirements under way (the reaper's, a watcher's) end too before the pool is closed.
+        await asyncio.gather(*list(self.closing.values()), return_exceptions=True)
         _POOLS.discard(self)
 
     def close_soon(self) -> None:
@@ -372,11 +391,17 @@ class ProcessPool:
                 del self.sessions[entry.session]
             if entry.watcher is not None and entry.watcher is not asyncio.current_task():
                 entry.watcher.cancel()
-        self.closing.add(proc)
+        task = self.closing.get(proc)
+        if task is None:
+            task = self.closing[proc] = asyncio.ensure_future(self._end(proc))
+        # Shielded: whoever asked may be cancelled (the reaper at close()), the ending is not.
+        await asyncio.shield(task)
+
+    async def _end(self, proc: CliProcess) -> None:
         try:
             await proc.close()
         finally:
-            self.closing.discard(proc)
+            self.closing.pop(proc, None)
             # A process that exited by itself still has its stdin pipe open: close it here, or
             # the transport is closed at garbage collection, maybe after its loop.
             if proc.proc is not None and proc.proc.stdin is not None:
@@ -390,12 +415,13 @@ class ProcessPool:
         del self.sessions[turn.session]
         if entry.watcher is not None:
             entry.watcher.cancel()
-        if (entry.key != self.key_for(plan.spec)
-                or entry.history != normal_turns(plan.prior_turns)):
+        turns = conversation(plan)
+        if (entry.key != self.key_for(plan.spec) or len(turns) < 2 or turns[-1]["role"] != "user"
+                or entry.history != normal_turns(turns[:-1])):
             # The conversation changed (edited, or other settings): its process is stale.
             await self._discard(entry.proc)
             return None
-        if await self._send(entry.proc, plan.user_content):
+        if await self._send(entry.proc, turns[-1]["content"]):
             self.counts["session_hits"] += 1
             return entry.proc
         await self._discard(entry.proc)
@@ -442,6 +468,7 @@ class ProcessPool:
             # pipes are unusable, so its processes go and the pool starts over.
             self.kill_now()
             self._closed = False
+            self._close_task = None
             self._demand.clear()
             self._refill_queue.clear()
             self.starting = set()

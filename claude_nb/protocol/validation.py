@@ -352,6 +352,19 @@ def validate_count_request(body: dict) -> dict:
     return body
 
 
+# Tool definition fields the CLI cannot carry (client tools reach it as MCP tools, which have a
+# name, a description and an input schema only).
+IGNORED_TOOL_FIELDS = ("strict", "cache_control", "input_examples", "eager_input_streaming",
+                       "defer_loading", "allowed_callers")
+
+
 def ignored_fields(body: dict) -> list[str]:
-    """Request fields that were accepted but have no effect through the CLI."""
-    return [f for f in IGNORED_FIELDS if body.get(f) is not None]
+    """Request fields that were accepted but have no effect through the CLI (docs/
+    compatibility.md): top-level names, then `tools.<field>` for tool definition fields.
+    The server echoes them in the `claude-nb-ignored` response header."""
+    out = [f for f in IGNORED_FIELDS if body.get(f) is not None]
+    tools = body.get("tools") if isinstance(body.get("tools"), list) else []
+    for name in IGNORED_TOOL_FIELDS:
+        if any(isinstance(t, dict) and t.get(name) not in (None, False) for t in tools):
+            out.append("tools." + name)
+    return out

@@ -84,20 +84,23 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
         self.set_header("Content-Type", "application/json")
         self.finish(json.dumps(obj, ensure_ascii=False))
 
-    def write_error(self, status_code: int, **kwargs):
-        exc = kwargs.get("exc_info", (None, None, None))[1]
+    def error_from(self, exc, status_code: int) -> AnthropicError:
+        """Any failure as the AnthropicError the client sees (logged when it is our fault).
+        Handlers that answer in another API's error shape (OpenAI) start from this too."""
         if isinstance(exc, AnthropicError):
-            error = exc
-        elif isinstance(exc, web.HTTPError):
+            return exc
+        if isinstance(exc, web.HTTPError):
             message = exc.log_message or self._reason or "request failed"
             if exc.args and exc.log_message and "%" in exc.log_message:
                 message = exc.log_message % exc.args[1:] if len(exc.args) > 1 else exc.log_message
-            error = AnthropicError(message, status=status_code)
-        else:
-            error = AnthropicError(f"Internal server error (request {self.request_id}); "
-                                   "see the Jupyter server log.", status=500)
-            if exc is not None:
-                self.log.error("claude_nb: %s", "".join(traceback.format_exception(exc)))
+            return AnthropicError(message, status=status_code)
+        if exc is not None:
+            self.log.error("claude_nb: %s", "".join(traceback.format_exception(exc)))
+        return AnthropicError(f"Internal server error (request {getattr(self, 'request_id', '?')}); "
+                              "see the Jupyter server log.", status=500)
+
+    def write_error(self, status_code: int, **kwargs):
+        error = self.error_from(kwargs.get("exc_info", (None, None, None))[1], status_code)
         status = error.status if 400 <= error.status < 600 else 500
         self.clear_header("Content-Type")
         self.set_status(status)

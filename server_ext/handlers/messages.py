@@ -21,7 +21,9 @@ class MessagesHandler(ApiHandler):
         if ignored:
             self.set_header("claude-nb-ignored", ",".join(ignored))
         if body.get("stream"):
-            await self.send_events(self.bridge.stream(body, source="api", request_id=self.request_id))
+            events = self.bridge.stream(body, source="api", request_id=self.request_id)
+            await self.send_events(self.app.metrics.watch_first_token(
+                events, "/v1/messages", self.request.request_time))
         else:
             self.write_json(await self.bridge.create(body, source="api", request_id=self.request_id))
 

@@ -4,6 +4,7 @@ from __future__ import annotations
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 
 from claude_nb.bridge.status import cli_status
+from claude_nb.protocol.errors import NotFound
 
 from .base import ApiHandler, api_method
 
@@ -44,3 +45,12 @@ class OrganizationHandler(ApiHandler):
     async def get(self):
         self.write_json({"id": self.app.organization_id, "type": "organization",
                          "name": "claude-nb on this Jupyter server"})
+
+
+class UnknownRouteHandler(ApiHandler):
+    """Anything else under /v1: a 404 in Anthropic's envelope, not Jupyter's HTML page."""
+
+    def _missing(self, *args):
+        raise NotFound(f"{self.request.method} {self.request.path} is not an endpoint of this API.")
+
+    get = post = put = patch = delete = _missing

@@ -1,0 +1,79 @@
+"""POST /v1/chat/completions: OpenAI's chat API over the same bridge, pool and usage record.
+
+The translation is `claude_nb.protocol.openai`; this handler only moves bytes: JSON, or
+data-only SSE ending with `data: [DONE]`, and every error in OpenAI's shape
+`{"error": {"message", "type", "param", "code"}}`.
+"""
+from __future__ import annotations
+
+import json
+
+from jupyter_server.auth.decorator import authorized
+
+from claude_nb.protocol.errors import new_request_id
+from claude_nb.protocol.openai import (DONE, chat_chunks, chat_completion, encode_chunk,
+                                       openai_error, translate_chat_request)
+from claude_nb.protocol.validation import parse_json_body
+
+from .base import ApiHandler, api_method
+
+ROUTE = "/v1/chat/completions"
+RUN_SOURCE = "openai"
+_END = object()         # marks the end of a successful stream: encoded as `data: [DONE]`
+
+
+class ChatCompletionsHandler(ApiHandler):
+    async def prepare(self):
+        try:
+            await super().prepare()
+        finally:
+            if getattr(self, "request_id", None):
+                # where the openai SDK looks for it (`completion._request_id`)
+                self.set_header("x-request-id", self.request_id)
+
+    @api_method
+    @authorized
+    async def post(self):
+        chat = translate_chat_request(parse_json_body(self.request.body))
+        if chat.ignored:
+            self.set_header("claude-nb-ignored", ",".join(chat.ignored))
+        kwargs = {"source": RUN_SOURCE, "request_id": self.request_id}
+        if not chat.stream:
+            self.write_json(await chat_completion(self.bridge, chat, **kwargs))
+            return
+
+        async def chunks():
+            source = chat_chunks(self.bridge, chat, **kwargs)
+            first = True
+            try:
+                async for chunk in source:
+                    if first and _has_content(chunk):
+                        self.app.metrics.observe_first_token(ROUTE, chunk.get("model", ""),
+                                                             self.request.request_time())
+                        first = False
+                    yield chunk
+            finally:
+                await source.aclose()
+            yield _END
+
+        await self.send_events(chunks(), encode=lambda c: DONE if c is _END else encode_chunk(c),
+                               on_error=lambda exc: encode_chunk(openai_error(exc)[1]))
+
+    def write_error(self, status_code: int, **kwargs):
+        error = self.error_from(kwargs.get("exc_info", (None, None, None))[1], status_code)
+        status, body = openai_error(error)
+        self.clear_header("Content-Type")
+        self.set_status(status)
+        request_id = getattr(self, "request_id", None) or new_request_id()
+        self.set_header("request-id", request_id)
+        self.set_header("x-request-id", request_id)
+        self.set_header("Content-Type", "application/json")
+        if error.should_retry is not None:
+            self.set_header("x-should-retry", "true" if error.should_retry else "false")
+        self.finish(json.dumps(body, ensure_ascii=False))
+
+
+def _has_content(chunk: dict) -> bool:
+    choices = chunk.get("choices") or []
+    delta = choices[0].get("delta") or {} if choices else {}
+    return bool(delta.get("content") or delta.get("tool_calls") or delta.get("reasoning_content"))
