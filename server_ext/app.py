@@ -94,6 +94,8 @@ class ClaudeNbApp(ExtensionApp):
             os.environ["CLAUDE_NB_TOKEN"] = token
         await self.start_batch_runner()
         self.log.info("claude_nb: Anthropic-compatible API at %sv1/", serverapp.connection_url)
+        self.health_sections["pool"] = self.bridge.pool_status
+        await self.bridge.start_pool()          # prewarm: the first request answers warm
 
     async def start_batch_runner(self):
         """Start the batch runner once: it resumes batches an earlier run left unfinished. Also

@@ -79,10 +79,11 @@ def subscription_env(cli_env, monkeypatch):
 
 
 @pytest.fixture
-def bridge(cli_env):
+def bridge(cli_env, jp_asyncio_loop):
     from claude_nb.bridge import ClaudeBridge
     b = ClaudeBridge()
     yield b
+    jp_asyncio_loop.run_until_complete(b.close())     # warm pool processes included
 
 
 @pytest.fixture(autouse=True)

@@ -13,7 +13,7 @@ import uuid
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
-from traitlets import Bool, Float, Int, Unicode
+from traitlets import Bool, Dict, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..protocol.errors import (AnthropicError, ApiFailure, AuthenticationFailed, GatewayTimeout,
@@ -23,6 +23,7 @@ from .command import LaunchSpec, find_cli
 from .events import EventTranslator, MessageAccumulator, normalize_usage
 from .limiter import BACKGROUND, LIVE, Limiter
 from .plan import FileResolver, RunPlan, plan_request
+from .pool import ChatTurn, ProcessPool, spec_for_template
 from .pricing import estimate_cost
 from .process import CliProcess, private_workdir
 from .transcript import remove_transcript, write_transcript
@@ -60,7 +61,19 @@ class ClaudeBridge(LoggingConfigurable):
     allowed_tools = Unicode("", config=True,
                             help="Built-in Claude Code tools the model may use, comma separated "
                                  "(e.g. 'Read,Grep'). Empty: none, the model can't touch files.")
-    pool_enabled = Bool(True, config=True, help="Keep pre-started CLI processes warm.")
+    pool_enabled = Bool(True, config=True,
+                        help="Keep pre-started CLI processes warm (first token in tens of ms instead "
+                             "of ~0.5 s). Off: every request starts its own process.")
+    pool_max_idle = Int(2, config=True,
+                        help="Pre-started processes kept waiting at most (each ~160 MiB), chat "
+                             "sessions included; on top of max_concurrency running ones.")
+    pool_idle_timeout = Float(600.0, config=True,
+                              help="Seconds a waiting process (or a chat session's) is kept unused "
+                                   "before it is ended.")
+    pool_prewarm = List(Dict(), default_value=[{"model": "sonnet", "max_tokens": 4096}], config=True,
+                        help="Request shapes (Messages API fields except `messages`: model, "
+                             "max_tokens, system, thinking, ...) to start warm processes for when "
+                             "the pool starts. Later the pool keeps warm what was used recently.")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)
@@ -69,21 +82,30 @@ class ClaudeBridge(LoggingConfigurable):
         self.run_listeners: list[Callable[[RunRecord], None]] = []
         self.rate_limit_listeners: list[Callable[[dict], None]] = []
         self.live: set[CliProcess] = set()
-        self.pool = None              # a ProcessPool, attached by the owner (see pool.py)
+        self.pool: ProcessPool | None = None     # created on first use or by start_pool()
         self._closed = False
         self.observe(lambda change: self.limiter.resize(change["new"]), "max_concurrency")
+        self.observe(self._pool_toggled, "pool_enabled")
 
     # -- public API -----------------------------------------------------------------------
     async def stream(self, body: dict, *, source: str = "api", request_id: str | None = None,
-                     background: bool = False) -> AsyncIterator[dict]:
-        """Yield the client's stream events for a validated request body."""
+                     background: bool = False, session: str | None = None) -> AsyncIterator[dict]:
+        """Yield the client's stream events for a validated request body.
+
+        session: a chat conversation's key. Its process is kept between turns and gets the next
+        user turn directly when the next request continues exactly this one (see pool.py).
+        """
         request_id = request_id or "req_" + uuid.uuid4().hex[:24]
         plan = plan_request(body, resolve_file=self.file_resolver)
+        pool = self._active_pool() if session else None
+        turn = pool.chat_turn(session, plan) if pool is not None else None
         deadline = time.monotonic() + self.request_timeout
         async with self.limiter.slot(BACKGROUND if background else LIVE):
             if self._closed:
                 raise ApiFailure("The server is shutting down.", should_retry=True)
-            async for event in self._run(plan, source, request_id, deadline):
+            async for event in self._run(plan, source, request_id, deadline, turn):
+                if turn is not None:
+                    turn.observe(event)
                 yield event
 
     async def create(self, body: dict, **kwargs) -> dict:
@@ -104,6 +126,31 @@ class ClaudeBridge(LoggingConfigurable):
     def cli_executable(self) -> str:
         return find_cli(self.cli_path)
 
+    async def start_pool(self) -> None:
+        """Start the warm pool with the `pool_prewarm` processes (the server calls this at
+        startup; without it the pool starts empty on the first request)."""
+        pool = self._active_pool()
+        if pool is None:
+            return
+        specs = []
+        for template in self.pool_prewarm:
+            try:
+                specs.append(spec_for_template(template))
+            except Exception as exc:
+                self.log.warning("c.ClaudeBridge.pool_prewarm entry %r skipped: %s", template, exc)
+        await pool.prewarm(specs)
+
+    def pool_status(self) -> dict:
+        """The warm pool's counters, for /health."""
+        if not self.pool_enabled:
+            return {"enabled": False}
+        return {"enabled": True, **(self.pool.stats() if self.pool is not None else {})}
+
+    async def end_session(self, session: str) -> None:
+        """Forget a chat session's kept process (its conversation was reset)."""
+        if self.pool is not None:
+            await self.pool.end_session(session)
+
     async def close(self) -> None:
         """End every process this bridge started (server shutdown)."""
         self._closed = True
@@ -111,8 +158,41 @@ class ClaudeBridge(LoggingConfigurable):
             await self.pool.close()
         await asyncio.gather(*(p.close() for p in list(self.live)), return_exceptions=True)
 
+    # -- the warm pool --------------------------------------------------------------------
+    def _active_pool(self) -> ProcessPool | None:
+        if not self.pool_enabled or self._closed:
+            return None
+        if self.pool is None or self.pool.closed:
+            self.pool = ProcessPool(self)
+        return self.pool
+
+    def _pool_toggled(self, change) -> None:
+        if not change["new"] and self.pool is not None:
+            self.pool.close_soon()        # close() awaits it
+
     # -- one run --------------------------------------------------------------------------
-    async def _open(self, plan: RunPlan) -> tuple[CliProcess, str | None]:
+    async def _open(self, plan: RunPlan, turn: ChatTurn | None = None) -> tuple[CliProcess, str | None]:
+        """A process with the request's last user turn on its stdin, and the transcript file to
+        remove afterwards: a chat's kept process, a warm one from the pool, or a cold start."""
+        pool = self._active_pool()
+        if pool is not None:
+            proc = await pool.open(plan, turn)
+            if proc is not None:
+                return proc, None
+        proc, path = await self._start_cold(plan)
+        if plan.user_content is None:
+            return proc, path           # the CLI answers the transcript's last turn by itself
+        try:
+            await proc.send_user(plan.user_content)
+        except (OSError, RuntimeError) as exc:
+            await proc.close()
+            if path:
+                remove_transcript(path)
+            raise ApiFailure(f"The Claude Code CLI did not take the request ({exc}"
+                             + (f"; {proc.diagnostics()}" if proc.diagnostics() else "") + ").")
+        return proc, path
+
+    async def _start_cold(self, plan: RunPlan) -> tuple[CliProcess, str | None]:
         if plan.prior_turns:
             workdir = private_workdir()
             session_id, path = write_transcript(plan.prior_turns, workdir)
@@ -126,8 +206,6 @@ class ClaudeBridge(LoggingConfigurable):
                 await proc.close()
                 raise
             return proc, path
-        if self.pool is not None and self.pool_enabled:
-            return await self.pool.take(plan.spec), None
         proc = CliProcess(plan.spec, cli_path=self.cli_path, allow_tools=self.allowed_tools)
         try:
             await proc.start()
@@ -136,9 +214,10 @@ class ClaudeBridge(LoggingConfigurable):
             raise
         return proc, None
 
-    async def _run(self, plan: RunPlan, source: str, request_id: str, deadline: float):
+    async def _run(self, plan: RunPlan, source: str, request_id: str, deadline: float,
+                   turn: ChatTurn | None = None):
         started = time.time()
-        proc, transcript = await self._open(plan)
+        proc, transcript = await self._open(plan, turn)
         self.live.add(proc)
         translator = EventTranslator(client_tools=plan.client_tools,
                                      stop_sequences=plan.stop_sequences, structured=plan.structured,
@@ -148,8 +227,6 @@ class ClaudeBridge(LoggingConfigurable):
         stream_usage: dict = {}
         error: AnthropicError | None = None
         try:
-            if plan.user_content is not None:    # else the CLI answers the transcript's last turn
-                await proc.send_user(plan.user_content)
             lines = proc.lines().__aiter__()
             while True:
                 remaining = deadline - time.monotonic()
@@ -223,7 +300,10 @@ class ClaudeBridge(LoggingConfigurable):
             raise
         finally:
             self.live.discard(proc)
-            await proc.close(graceful=result is not None)
+            kept = (turn is not None and error is None and result is not None
+                    and self.pool is not None and await self.pool.keep(turn, proc))
+            if not kept:
+                await proc.close(graceful=result is not None)
             if transcript:
                 remove_transcript(transcript)
             self._record(request_id, source, model, started, result, stream_usage, error)

@@ -1,0 +1,118 @@
+"""Is the Jupyter server still responsive while long answers stream? The server's Tornado loop
+lag (measured inside the server by bench/loop_probe.py) and an HTTP probe (GET /api), idle and
+while 8 long streams run, in the same run.
+
+Each stream is an answer of --chunks text deltas, one every --chunk-ms (default 1000 deltas at
+10 ms: ten seconds at 100 events/s per stream, 800 events/s through the server). Phases:
+"starting" runs from the requests to the last stream's first token (8 CLI processes getting
+ready: CPU work outside the loop), "streaming" from then until the first stream ends.
+
+    /tmp/venv/bin/python bench/loop.py [--streams 8] [--chunks 1000] [--chunk-ms 10]
+
+Target: loop lag p95 < 50 ms while the 8 streams run.
+"""
+from __future__ import annotations
+
+import argparse
+import threading
+import time
+
+import httpx
+
+import common
+from common import Reply, Sandbox, message, ms, percentile, stream_request
+
+
+class HttpProbe(threading.Thread):
+    """GET /api every `every` seconds, recording (time, round trip)."""
+
+    def __init__(self, server, every: float = 0.05):
+        super().__init__(daemon=True)
+        self.server, self.every = server, every
+        self.samples: list[tuple[float, float]] = []
+        self.stop_event = threading.Event()
+
+    def run(self):
+        with httpx.Client() as client:
+            while not self.stop_event.is_set():
+                started = time.monotonic()
+                client.get(self.server.url + "api", timeout=30)
+                self.samples.append((started, time.monotonic() - started))
+                self.stop_event.wait(self.every)
+
+
+def between(samples, start: float, end: float) -> list[float]:
+    return [value for t, value in samples if start <= t < end]
+
+
+def row(name: str, values: list[float]) -> str:
+    return (f"{name:28} {len(values):>5} {ms(percentile(values, 0.5)):>8} {ms(percentile(values, 0.95)):>8} "
+            f"{ms(percentile(values, 0.99)):>8} {ms(max(values) if values else float('nan')):>8}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--streams", type=int, default=8)
+    parser.add_argument("--chunks", type=int, default=1000)
+    parser.add_argument("--chunk-ms", type=float, default=10.0)
+    parser.add_argument("--idle-seconds", type=float, default=5.0)
+    args = parser.parse_args()
+    seconds = args.chunks * args.chunk_ms / 1000
+    print(f"loop: {common.machine()}; {args.streams} streams of {args.chunks} deltas every "
+          f"{args.chunk_ms:g} ms ({seconds:g} s each)")
+    text = ("abcd" * args.chunks)[:args.chunks * 4]
+    with Sandbox() as sandbox:
+        server = sandbox.server(extensions=("loop_probe",), max_concurrency=args.streams)
+        server.wait_pool_idle()
+        time.sleep(1.0)
+        probe = HttpProbe(server)
+        probe.start()
+        idle_start = time.monotonic()
+        time.sleep(args.idle_seconds)
+
+        sandbox.upstream.responder = lambda rec: Reply.text(text, delay_per_chunk=args.chunk_ms / 1000)
+        results, lock = [], threading.Lock()
+
+        def streamer(i):
+            with httpx.Client() as client:
+                result = stream_request(client, server, message(f"stream {i}", max_tokens=8192))
+            result["ended_at"] = time.monotonic()
+            with lock:
+                results.append(result)
+
+        threads = [threading.Thread(target=streamer, args=(i,)) for i in range(args.streams)]
+        load_start = time.monotonic()
+        for t in threads:
+            t.start()
+        for t in threads:
+            t.join()
+        probe.stop_event.set()
+        probe.join()
+        with httpx.Client() as client:
+            response = client.get(server.url + "bench/loop-lag",
+                                  headers={"Authorization": "token " + server.token})
+            response.raise_for_status()
+            lags = response.json()
+        load = open("/proc/loadavg").read().split()[0]
+
+    all_streaming = max(r["started_at"] + r["ttft"] for r in results)
+    first_end = min(r["ended_at"] for r in results)
+    complete = sum(1 for r in results if r["text"] == text)
+    print(f"\n{complete}/{args.streams} streams complete; first tokens after "
+          f"{ms(min(r['ttft'] for r in results))}..{ms(max(r['ttft'] for r in results))}; "
+          f"all {args.streams} streaming together for {first_end - all_streaming:.1f} s; "
+          f"load average {load}")
+    phases = [("idle", idle_start, load_start), ("starting", load_start, all_streaming),
+              ("streaming", all_streaming, first_end)]
+    print(f"\n{'':28} {'n':>5} {'p50':>8} {'p95':>8} {'p99':>8} {'max':>8}")
+    for name, start, end in phases:
+        print(row(f"loop lag, {name}", between(lags, start, end)))
+    for name, start, end in phases:
+        print(row(f"GET /api, {name}", between(probe.samples, start, end)))
+    streaming = between(lags, all_streaming, first_end)
+    print(f"\nloop lag p95 while {args.streams} streams run: {ms(percentile(streaming, 0.95))} "
+          f"(target < 50 ms)")
+
+
+if __name__ == "__main__":
+    main()

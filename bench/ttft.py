@@ -1,0 +1,118 @@
+"""Time to first token: through the Jupyter server with the warm pool, against a cold `claude -p`
+on the same upstream (and the server with the pool off), interleaved run by run.
+
+Also, in-process: the second turn of a chat that keeps its process (`session=`) against the
+same turn resumed cold from a transcript.
+
+    /tmp/venv/bin/python bench/ttft.py [--runs 15] [--pause 1.0] [--no-chat]
+
+Target: median(server, pool on) / median(cold claude -p) <= 0.2 (stretch 0.1).
+"""
+from __future__ import annotations
+
+import argparse
+import asyncio
+import time
+
+import httpx
+
+import common
+from common import Sandbox, cold_cli_ttft, median, message, ms, percentile, stream_request
+
+
+def server_ttfts(sandbox: Sandbox, runs: int, pause: float) -> dict[str, list[float]]:
+    warm = sandbox.server()                                    # defaults: pool on, prewarmed
+    cold = sandbox.server(pool_enabled=False)
+    warm.wait_pool_idle()
+    time.sleep(pause)
+    results = {"server, pool on": [], "server, pool off": [], "cold claude -p": []}
+    with httpx.Client() as warm_client, httpx.Client() as cold_client:
+        # The first request after start: the prewarmed spec (sonnet, max_tokens 4096).
+        first = stream_request(warm_client, warm, message("first", max_tokens=4096))
+        results["first request after start"] = [first["ttft"]]
+        for i in range(runs):
+            order = [("server, pool on", lambda: stream_request(warm_client, warm,
+                                                                 message(f"run {i}", max_tokens=4096))["ttft"]),
+                     ("cold claude -p", lambda: cold_cli_ttft(sandbox, f"run {i}", max_tokens=4096)),
+                     ("server, pool off", lambda: stream_request(cold_client, cold,
+                                                                  message(f"run {i}", max_tokens=4096))["ttft"])]
+            shift = i % len(order)                             # rotate who goes first
+            for name, measure in order[shift:] + order[:shift]:
+                time.sleep(pause)     # let the replacement process get ready, and the CPU settle
+                results[name].append(measure())
+        health = warm.health().get("pool")
+    results["_pool"] = health
+    return results
+
+
+async def chat_ttfts(sandbox: Sandbox, runs: int, pause: float) -> dict[str, list[float]]:
+    """Second chat turn: kept process (session) vs transcript resume (no session)."""
+    from claude_nb.bridge import ClaudeBridge
+    sandbox.apply()
+    bridge = ClaudeBridge()
+    out = {"chat turn 2, session kept": [], "chat turn 2, resumed cold": []}
+
+    async def ttft(body, **kw):
+        started = time.perf_counter()
+        first, text = None, []
+        async for event in bridge.stream(body, **kw):
+            if event["type"] == "content_block_delta" and event["delta"].get("type") == "text_delta":
+                first = first or time.perf_counter() - started
+                text.append(event["delta"]["text"])
+        return first, "".join(text)
+
+    try:
+        for i in range(runs):
+            history = [{"role": "user", "content": f"my name is Ada {i}"}]
+            _, answer = await ttft({"model": "sonnet", "max_tokens": 1024, "messages": history},
+                                   session=f"chat{i}")
+            history += [{"role": "assistant", "content": answer},
+                        {"role": "user", "content": "what is my name?"}]
+            body = {"model": "sonnet", "max_tokens": 1024, "messages": history}
+            await asyncio.sleep(pause)
+            out["chat turn 2, resumed cold"].append((await ttft(body))[0])
+            await asyncio.sleep(pause)
+            out["chat turn 2, session kept"].append((await ttft(body, session=f"chat{i}"))[0])
+            await bridge.end_session(f"chat{i}")
+        out["_pool"] = bridge.pool.stats()
+    finally:
+        await bridge.close()
+    return out
+
+
+def report(results: dict, baseline: str, rows: list[str]) -> None:
+    base = median(results[baseline])
+    print(f"{'':34} {'n':>3} {'median':>9} {'p90':>9} {'min':>9}   ratio to {baseline}")
+    for name in rows:
+        values = results[name]
+        print(f"{name:34} {len(values):>3} {ms(median(values)):>9} {ms(percentile(values, 0.9)):>9} "
+              f"{ms(min(values)):>9}   {median(values) / base:.3f}")
+
+
+def main() -> None:
+    parser = argparse.ArgumentParser(description=__doc__.split("\n\n")[0])
+    parser.add_argument("--runs", type=int, default=15)
+    parser.add_argument("--pause", type=float, default=1.0,
+                        help="seconds between measurements (the pool refills in the background)")
+    parser.add_argument("--no-chat", action="store_true")
+    args = parser.parse_args()
+    print(f"ttft: {common.machine()}; {args.runs} interleaved runs, {args.pause:g} s apart")
+    with Sandbox() as sandbox:
+        results = server_ttfts(sandbox, args.runs, args.pause)
+        print()
+        report(results, "cold claude -p", ["server, pool on", "server, pool off", "cold claude -p",
+                                           "first request after start"])
+        ratio = median(results["server, pool on"]) / median(results["cold claude -p"])
+        print(f"\nserver (pool on) / cold claude -p, median ratio: {ratio:.3f} "
+              f"(target <= 0.2, stretch 0.1)")
+        print(f"server pool counters: {results['_pool']}")
+        if not args.no_chat:
+            chat = asyncio.run(chat_ttfts(sandbox, max(3, args.runs // 2), args.pause))
+            print()
+            report(chat, "chat turn 2, resumed cold", ["chat turn 2, session kept",
+                                                       "chat turn 2, resumed cold"])
+            print(f"bridge pool counters: {chat['_pool']}")
+
+
+if __name__ == "__main__":
+    main()
