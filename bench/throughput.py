@@ -105,12 +105,16 @@ def main() -> None:
     parser.add_argument("--per-client", type=int, default=4, help="requests per client")
     parser.add_argument("--pause", type=float, default=1.0)
     parser.add_argument("--cold", action="store_true", help="also measure with the pool off")
+    parser.add_argument("--max-idle", type=int, default=None,
+                        help="c.ClaudeBridge.pool_max_idle for the pool-on server (default: its default, 2)")
     args = parser.parse_args()
     ks = [int(k) for k in args.concurrency.split(",")]
     print(f"throughput: {common.machine()}; cap {CAP}; answers streamed over {args.answer_seconds:g} s")
     with Sandbox() as sandbox:
         sandbox.upstream.responder = answer_reply(args.answer_seconds)
-        rows = measure(sandbox, "server, pool on", ks, args.per_client, args.pause)
+        extra = {} if args.max_idle is None else {"pool_max_idle": args.max_idle}
+        label = "server, pool on" + (f" (pool_max_idle {args.max_idle})" if extra else "")
+        rows = measure(sandbox, label, ks, args.per_client, args.pause, **extra)
         if args.cold:
             measure(sandbox, "server, pool off", ks, args.per_client, args.pause, pool_enabled=False)
     at4 = dict(rows).get(4)
