@@ -10,7 +10,6 @@ after a kernel restart and still join the answers back to their rows.
 from __future__ import annotations
 
 import json
-import os
 import sys
 import time
 from pathlib import Path

@@ -40,22 +40,29 @@ def _resolve(expr: str, namespace: Mapping):
     return value
 
 
-def expand_variables(text: str, namespace: Mapping, *, render=str) -> str:
-    """Replace `{ref}` forms that resolve in `namespace`; leave everything else as is."""
-    def substitute(match: re.Match) -> str:
+def _substitute(pattern: re.Pattern, text: str, lookup) -> str:
+    """Replace each `{ref}` match by `lookup(ref)`; `{{`/`}}` become literal braces, and a
+    reference whose lookup is _MISSING (or fails) stays exactly as written."""
+    def replace(match: re.Match) -> str:
         token = match.group(0)
         if token == "{{":
             return "{"
         if token == "}}":
             return "}"
-        value = _resolve(match.group(1), namespace)
-        if value is _MISSING:
-            return token
         try:
-            return render(value)
+            value = lookup(match.group(1))
         except Exception:
             return token
-    return _REFERENCE.sub(substitute, text)
+        return token if value is _MISSING else value
+    return pattern.sub(replace, text)
+
+
+def expand_variables(text: str, namespace: Mapping, *, render=str) -> str:
+    """Replace `{ref}` forms that resolve in `namespace`; leave everything else as is."""
+    def lookup(ref):
+        value = _resolve(ref, namespace)
+        return value if value is _MISSING else render(value)
+    return _substitute(_REFERENCE, text, lookup)
 
 
 _FIELD = re.compile(r"\{\{|\}\}|\{([^{}]+)\}")
@@ -70,15 +77,4 @@ def template_fields(template: str, columns) -> list[str]:
 def fill_template(template: str, row: Mapping) -> str:
     """`{column}` -> str(row[column]) for every column of the row; the rest left as written."""
     row = {str(k): v for k, v in row.items()}
-
-    def substitute(match: re.Match) -> str:
-        token = match.group(0)
-        if token == "{{":
-            return "{"
-        if token == "}}":
-            return "}"
-        key = match.group(1)
-        if key in row:
-            return str(row[key])
-        return token
-    return _FIELD.sub(substitute, template)
+    return _substitute(_FIELD, template, lambda key: str(row[key]) if key in row else _MISSING)

@@ -8,19 +8,8 @@ import pytest
 
 import claude_nb
 from claude_nb import client as client_mod
-from claude_nb.client import Claude, ClaudeError, HttpTransport, InProcessTransport
+from claude_nb.client import Claude, ClaudeError, HttpTransport
 from fake_upstream import Reply
-
-
-@pytest.fixture
-def local(cli_env, monkeypatch):
-    """The in-process transport, as a kernel with no Jupyter server gets it."""
-    monkeypatch.delenv("CLAUDE_NB_URL", raising=False)
-    monkeypatch.delenv("JPY_PARENT_PID", raising=False)
-    transport = InProcessTransport()
-    monkeypatch.setattr(client_mod, "_default_transport", transport)
-    yield transport
-    transport.close()
 
 
 # -- in-process -----------------------------------------------------------------------------

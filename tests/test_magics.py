@@ -10,20 +10,8 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
-from claude_nb import client as client_mod
-from claude_nb.client import InProcessTransport
 from claude_nb.templating import expand_variables, fill_template
 from fake_upstream import Reply
-
-
-@pytest.fixture
-def local(cli_env, monkeypatch):
-    monkeypatch.delenv("CLAUDE_NB_URL", raising=False)
-    monkeypatch.delenv("JPY_PARENT_PID", raising=False)
-    transport = InProcessTransport()
-    monkeypatch.setattr(client_mod, "_default_transport", transport)
-    yield transport
-    transport.close()
 
 
 @pytest.fixture

@@ -6,7 +6,6 @@ execute() would block the loop that serves the kernel's requests).
 """
 from __future__ import annotations
 
-import json
 import os
 import re
 from collections import Counter
