@@ -7,18 +7,7 @@ import pytest
 from claude_nb.metrics import Registry, ServiceMetrics
 from claude_nb.quota import QuotaTracker
 from fake_upstream import Reply
-
-parser = pytest.importorskip("prometheus_client.parser")
-
-
-def parse(text: str) -> dict:
-    """{(sample name, frozenset(labels)): value}, via prometheus_client's parser."""
-    out = {}
-    for family in parser.text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return out
-
+from helpers import parse_prometheus as parse
 
 def value(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))

@@ -9,18 +9,9 @@ import pytest
 from tornado.httpclient import HTTPClientError
 
 from fake_upstream import Reply
-
-parser = pytest.importorskip("prometheus_client.parser")
+from helpers import parse_prometheus as parse
 
 CHAT = "/v1/chat/completions"
-
-
-def parse(text: str) -> dict:
-    out = {}
-    for family in parser.text_string_to_metric_families(text):
-        for sample in family.samples:
-            out[(sample.name, frozenset(sample.labels.items()))] = sample.value
-    return out
 
 
 def value(samples, name, **labels):
