@@ -2,5 +2,46 @@
 
 The core (protocol, bridge, store) and the IPython side. Importing this package never imports
 tornado or jupyter_server, so it works in any kernel.
+
+    %load_ext claude_nb                      # %%claude cells, %claude help
+    from claude_nb import claude             # claude.message(...), claude.message_stream(...)
+    claude_nb.batch(df, prompt="... {column} ...").wait().to_dataframe()
+    claude_nb.usage_report(), claude_nb.cost_report()
+    claude_nb.anthropic_client()             # the official SDK, pointed at the Jupyter server
+    claude_nb.chat()                         # a chat panel (ipywidgets) with a Stop button
+    claude_nb.quota()                        # the plan's rate-limit windows (subscription logins)
 """
 __version__ = "0.1.0"
+
+from .client import (Answer, AnswerStream, Claude, ClaudeError, anthropic_client,  # noqa: E402,F401
+                     claude, connect)
+
+_LAZY = {
+    "batch": "jobs", "batch_job": "jobs", "BatchJob": "jobs",
+    "usage_report": "frames", "cost_report": "frames",
+    "ChatWidget": "widgets", "chat": "widgets",
+    "ClaudeMagics": "magics",
+    "quota": "quota",
+}
+
+__all__ = ["Answer", "AnswerStream", "Claude", "ClaudeError", "anthropic_client", "claude",
+           "connect", *_LAZY]
+
+
+def __getattr__(name):
+    # pandas and ipywidgets are imported only when their features are used
+    if name in _LAZY:
+        import importlib
+        return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
+    raise AttributeError(f"module 'claude_nb' has no attribute {name!r}")
+
+
+def load_ipython_extension(shell):
+    """`%load_ext claude_nb`: registers %%claude and %claude."""
+    from .magics import load_ipython_extension as load
+    load(shell)
+
+
+def unload_ipython_extension(shell):
+    from .magics import unload_ipython_extension as unload
+    unload(shell)

@@ -27,6 +27,7 @@ from traitlets.config import LoggingConfigurable
 
 from .protocol.errors import AnthropicError, ApiFailure, InvalidRequest
 from .protocol.models import resolve_model
+from .protocol.paging import parse_limit
 from .protocol.times import rfc3339
 from .protocol.validation import parse_json_body, validate_message_request
 from .store import CANCELING, BatchItem, BatchRecord, Store
@@ -34,7 +35,6 @@ from .store import CANCELING, BatchItem, BatchRecord, Store
 MAX_BATCH_REQUESTS = 100_000
 MAX_BATCH_BYTES = 256 * 1024 * 1024
 CUSTOM_ID = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT = 20, 1000
 
 
 # -- creating a batch ---------------------------------------------------------------------
@@ -130,15 +130,7 @@ def list_page(store: Store, *, after_id=None, before_id=None, limit=None,
     """GET /v1/messages/batches: newest first, `data, has_more, first_id, last_id`."""
     if after_id and before_id:
         raise InvalidRequest("Give at most one of `after_id` and `before_id`.")
-    if limit in (None, ""):
-        limit = LIST_DEFAULT_LIMIT
-    else:
-        try:
-            limit = int(limit)
-        except (TypeError, ValueError):
-            raise InvalidRequest("limit: Input should be a valid integer") from None
-        if not 1 <= limit <= LIST_MAX_LIMIT:
-            raise InvalidRequest(f"limit: Input should be between 1 and {LIST_MAX_LIMIT}")
+    limit = parse_limit(limit)
     rows, more = store.list_batches(after_id=after_id or None, before_id=before_id or None,
                                     limit=limit)
     data = [batch_json(r, base_url=base_url) for r in rows]

@@ -13,13 +13,13 @@ import unicodedata
 from typing import BinaryIO
 
 from .protocol.errors import InvalidRequest, RequestTooLarge
+from .protocol.paging import parse_limit
 from .protocol.times import rfc3339
 from .store import FILE_ID, FileRecord, Store
 
 MAX_FILE_BYTES = 500 * 1024 * 1024
 MAX_FILENAME_CHARS = 500
 MIN_EXPIRES_IN, MAX_EXPIRES_IN = 3600, 7_776_000
-LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT = 20, 1000
 MAX_IDS = 100
 # A part type that says "unknown": the file name usually says more.
 _UNKNOWN_TYPES = {"", "application/octet-stream", "binary/octet-stream"}
@@ -110,18 +110,6 @@ def _page_cursor(token: str) -> str:
     return last
 
 
-def parse_limit(value, *, default: int = LIST_DEFAULT_LIMIT, maximum: int = LIST_MAX_LIMIT) -> int:
-    if value in (None, ""):
-        return default
-    try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest("limit: Input should be a valid integer") from None
-    if not 1 <= limit <= maximum:
-        raise InvalidRequest(f"limit: Input should be between 1 and {maximum}")
-    return limit
-
-
 def list_page(store: Store, *, after_id=None, before_id=None, limit=None, page=None,
               ids=None) -> dict:
     """GET /v1/files: `data, has_more, first_id, last_id` (after_id/before_id style) and
@@ -157,4 +145,4 @@ def content_disposition(filename: str) -> str:
 
 
 __all__ = ["MAX_FILE_BYTES", "clean_filename", "mime_type_for", "upload", "file_json",
-           "deleted_json", "list_page", "parse_limit", "content_disposition"]
+           "deleted_json", "list_page", "content_disposition"]

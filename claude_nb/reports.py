@@ -23,6 +23,7 @@ from typing import Iterable, Mapping
 from .bridge.pricing import estimate_cost
 from .protocol.errors import InvalidRequest
 from .protocol.models import ALIASES
+from .protocol.paging import parse_limit
 from .protocol.times import parse_rfc3339, rfc3339
 from .store import RunRow, Store
 
@@ -100,15 +101,7 @@ def _one(query: Mapping, name: str) -> str | None:
 
 def _limit(value, width: str, table: dict) -> int:
     default, maximum = table[width]
-    if value in (None, ""):
-        return default
-    try:
-        limit = int(value)
-    except (TypeError, ValueError):
-        raise InvalidRequest("limit: Input should be a valid integer") from None
-    if not 1 <= limit <= maximum:
-        raise InvalidRequest(f"limit: with bucket_width {width} it should be between 1 and {maximum}")
-    return limit
+    return parse_limit(value, default=default, maximum=maximum, context=f"with bucket_width {width}")
 
 
 def _page_token(ts: float) -> str:

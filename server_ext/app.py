@@ -83,8 +83,8 @@ class ClaudeNbApp(ExtensionApp):
             (r"/v1/usage/quota", QuotaHandler),
             (r"/metrics", MetricsHandler),
         ])
-        # Last: every other /v1 path answers a 404 envelope.
-        self.handlers.append((r"/v1/.*", UnknownRouteHandler))
+        # Last: every other /v1 path (and /v1 itself) answers a 404 envelope.
+        self.handlers.append((r"/v1(?:/.*)?", UnknownRouteHandler))
 
     async def _start_jupyter_server_extension(self, serverapp):
         record_request_metrics(serverapp.web_app, self.metrics)

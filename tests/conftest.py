@@ -120,3 +120,16 @@ def sdk_base(jp_fetch, claude_app, http_server_port, jp_base_url):
 @pytest.fixture
 def token(jp_serverapp):
     return jp_serverapp.identity_provider.token
+
+
+@pytest.fixture
+def local(cli_env, monkeypatch):
+    """The in-process transport, as a kernel with no Jupyter server gets it."""
+    from claude_nb import client as client_mod
+    from claude_nb.client import InProcessTransport
+    monkeypatch.delenv("CLAUDE_NB_URL", raising=False)
+    monkeypatch.delenv("JPY_PARENT_PID", raising=False)
+    transport = InProcessTransport()
+    monkeypatch.setattr(client_mod, "_default_transport", transport)
+    yield transport
+    transport.close()

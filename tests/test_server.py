@@ -3,7 +3,6 @@ import json
 
 import anthropic
 import pytest
-from tornado.httpclient import HTTPClientError
 
 from fake_upstream import Reply
 from helpers import post
@@ -58,12 +57,7 @@ async def test_bad_credentials_are_401(jp_fetch, cli_env, headers, upstream):
     assert upstream.message_requests == []
 
 
-def _client(sdk_base, token, **kw):
-    return anthropic.Anthropic(base_url=sdk_base, api_key=token, max_retries=0, **kw)
-
-
 async def test_sdk_create_and_stream(cli_env, upstream, sdk_base, token, jp_serverapp):
-    import asyncio
     client = anthropic.AsyncAnthropic(base_url=sdk_base, api_key=token, max_retries=0)
     message = await client.messages.create(model="sonnet", max_tokens=64,
                                            messages=[{"role": "user", "content": "hello sdk"}])

@@ -18,6 +18,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..protocol.errors import (AnthropicError, ApiFailure, AuthenticationFailed, GatewayTimeout,
                                error_for_status)
+from .cli_output import checked_event, clean_result
 from .command import LaunchSpec, find_cli
 from .events import EventTranslator, MessageAccumulator, normalize_usage
 from .limiter import BACKGROUND, LIVE, Limiter
@@ -240,10 +241,14 @@ class ClaudeBridge(LoggingConfigurable):
                     continue
                 kind = line.get("type")
                 if kind == "stream_event":
-                    event = line.get("event") or {}
+                    event = checked_event(line.get("event"))
+                    if event is None:
+                        proc.garbage.append("a malformed stream event: " + str(line)[:300])
+                        continue
                     if event.get("type") == "message_start":
-                        stream_usage = dict((event.get("message") or {}).get("usage") or {})
-                        model = (event.get("message") or {}).get("model") or model
+                        stream_usage = dict(event["message"].get("usage") or {})
+                        if isinstance(event["message"].get("model"), str):
+                            model = event["message"]["model"] or model
                     elif event.get("type") == "message_delta":
                         stream_usage.update({k: v for k, v in (event.get("usage") or {}).items()
                                              if v is not None})
@@ -254,14 +259,16 @@ class ClaudeBridge(LoggingConfigurable):
                 elif kind == "user":
                     translator.observe_cli_user(line)
                 elif kind == "result":
-                    result = line
+                    result = clean_result(line)
                     break
                 elif kind == "rate_limit_event":
-                    info = line.get("rate_limit_info") or {}
-                    for listener in self.rate_limit_listeners:
-                        listener(info)
+                    info = line.get("rate_limit_info")
+                    if isinstance(info, dict):
+                        for listener in self.rate_limit_listeners:
+                            listener(info)
                 elif kind == "system" and line.get("subtype") == "init":
-                    model = line.get("model") or model
+                    if isinstance(line.get("model"), str):
+                        model = line["model"] or model
             if result is not None:
                 if translator.awaiting_verdict:
                     error = self._structured_error(result, translator)
@@ -332,9 +339,11 @@ class ClaudeBridge(LoggingConfigurable):
     def _record(self, request_id, source, model, started, result, stream_usage, error) -> None:
         if result is not None:
             usage = normalize_usage(result.get("usage"))
-            cost = float(result.get("total_cost_usd") or 0.0)
+            cost = result.get("total_cost_usd")
             model = next(iter(result.get("modelUsage") or {}), model)
-            estimated = False
+            estimated = cost is None
+            if estimated:
+                cost = estimate_cost(model, usage)
         else:
             usage = normalize_usage(stream_usage)
             cost = estimate_cost(model, usage)

@@ -10,7 +10,7 @@ import os
 import shutil
 from dataclasses import dataclass, field
 
-from ..protocol.errors import AnthropicError
+from ..protocol.errors import AnthropicError, InvalidRequest
 
 INSTALL_HINT = ("Install Claude Code with `npm install -g @anthropic-ai/claude-code` (or see "
                 "https://docs.claude.com/en/docs/claude-code/setup), then set "
@@ -68,6 +68,10 @@ class LaunchSpec:
 
 
 def build_argv(cli: str, spec: LaunchSpec, *, allow_tools: str = "") -> list[str]:
+    if "\x00" in spec.system_prompt:
+        # A command-line argument cannot hold a NUL byte (exec fails on it).
+        raise InvalidRequest("system: the system prompt contains a NUL character (\\u0000), "
+                             "which cannot be passed to the Claude Code CLI; remove it.")
     argv = [cli, "-p", "--output-format", "stream-json", "--verbose",
             "--include-partial-messages", "--input-format", "stream-json",
             "--model", spec.model,

@@ -23,7 +23,6 @@ from __future__ import annotations
 import asyncio
 import atexit
 import dataclasses
-import os
 import time
 import weakref
 from collections import deque

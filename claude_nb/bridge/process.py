@@ -14,7 +14,8 @@ import tempfile
 import time
 from collections import deque
 
-from .command import LaunchSpec, build_argv, build_env, find_cli
+from ..protocol.errors import ApiFailure
+from .command import INSTALL_HINT, LaunchSpec, build_argv, build_env, find_cli
 
 # One stdout line can carry a whole message with images: allow large lines.
 LINE_LIMIT = 256 * 1024 * 1024
@@ -58,10 +59,14 @@ class CliProcess:
         if self.workdir is None:
             self.workdir = private_workdir()
         argv = build_argv(cli, self.spec, allow_tools=self.allow_tools)
-        self.proc = await asyncio.create_subprocess_exec(
-            *argv, cwd=self.workdir, env=build_env(self.spec, self.base_env),
-            stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
-            stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT, start_new_session=True)
+        try:
+            self.proc = await asyncio.create_subprocess_exec(
+                *argv, cwd=self.workdir, env=build_env(self.spec, self.base_env),
+                stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
+                stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT, start_new_session=True)
+        except OSError as exc:       # not a program (a broken install), no permission, no memory
+            raise ApiFailure(f"The Claude Code CLI at {cli} could not be started: "
+                             f"{exc.strerror or exc}. {INSTALL_HINT}", should_retry=False) from None
         self.started_at = time.monotonic()
         self._stderr_task = asyncio.ensure_future(self._drain_stderr())
         return self
@@ -81,9 +86,24 @@ class CliProcess:
             content = [{"type": "text", "text": content}]
         line = json.dumps({"type": "user", "message": {"role": "user", "content": content}},
                           ensure_ascii=False)
-        self.proc.stdin.write(line.encode("utf-8") + b"\n")
-        await self.proc.stdin.drain()
+        try:
+            self.proc.stdin.write(line.encode("utf-8") + b"\n")
+            await self.proc.stdin.drain()
+        except (BrokenPipeError, ConnectionResetError):
+            # It exited before reading the request (a crash at start-up, a wrong binary).
+            await self._settle_exit()
+            raise ApiFailure("The Claude Code CLI exited before it read the request"
+                             + (f" ({self.diagnostics()})" if self.diagnostics() else "") + ".") from None
         self.turns += 1
+
+    async def _settle_exit(self, wait: float = 2.0) -> None:
+        """Let a dying process finish so its exit code and last stderr lines can be reported."""
+        try:
+            await asyncio.wait_for(self.proc.wait(), wait)
+            if self._stderr_task is not None:
+                await asyncio.wait_for(asyncio.shield(self._stderr_task), wait)
+        except Exception:       # a timeout or a closed pipe: report what is known
+            pass
 
     async def lines(self):
         """Parsed JSON objects from stdout until EOF. Non-JSON lines are kept as `garbage`."""

@@ -48,16 +48,31 @@ def parse_json_body(raw: bytes, *, limit: int = MAX_MESSAGE_BYTES) -> dict:
     except UnicodeDecodeError as exc:
         raise InvalidRequest(f"The request body is not valid UTF-8 (byte {exc.start}).") from None
     try:
-        body = json.loads(text)
+        body = json.loads(text, parse_constant=_reject_constant)
     except RecursionError:
         raise InvalidRequest("The request body is nested too deeply.") from None
     except ValueError as exc:
         raise InvalidRequest(f"The request body is not valid JSON: {exc}") from None
     if not isinstance(body, dict):
         raise InvalidRequest("The request body must be a JSON object.")
+    if _SURROGATE_ESCAPE.search(text):
+        try:
+            json.dumps(body, ensure_ascii=False).encode("utf-8")
+        except UnicodeEncodeError:
+            raise InvalidRequest("The request body is not valid JSON: a string holds an unpaired "
+                                 "UTF-16 surrogate (\\ud800-\\udfff escape).") from None
     if _depth(body) > MAX_JSON_DEPTH:
         raise InvalidRequest(f"The request body is nested deeper than {MAX_JSON_DEPTH} levels.")
     return body
+
+
+# Only a \\uXXXX escape can put a lone surrogate into decoded text (UTF-8 input cannot).
+_SURROGATE_ESCAPE = re.compile(r"\\u[dD][89abcdefABCDEF]")
+
+
+def _reject_constant(name: str):
+    # Python's json accepts NaN and Infinity; JSON (and the real API) does not.
+    raise ValueError(f"{name} is not a valid JSON value")
 
 
 def _depth(value, level=1) -> int:

@@ -12,7 +12,7 @@ from jupyter_server.extension.handler import ExtensionHandlerMixin
 from tornado import web
 from tornado.iostream import StreamClosedError
 
-from claude_nb.protocol.errors import (AnthropicError, AuthenticationFailed, ERROR_TYPES,
+from claude_nb.protocol.errors import (AnthropicError, AuthenticationFailed, PermissionDenied,
                                        new_request_id)
 from claude_nb.protocol.sse import PING, encode_event
 
@@ -57,6 +57,11 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
             # APIHandler.prepare without the login redirect: an API answers 401, not a page.
             await JupyterHandler.prepare(self, _redirect_to_login=False)
         except web.HTTPError:
+            if not self.check_host():
+                # Jupyter's DNS-rebinding guard, not a bad key: say so.
+                raise PermissionDenied(
+                    f"Host {self.request.host!r} is not allowed: use 127.0.0.1 or localhost, or "
+                    "set c.ServerApp.allow_remote_access / local_hostnames.", should_retry=False) from None
             if not getattr(self, "_jupyter_current_user", None):
                 raise _unauthenticated() from None
             raise
@@ -100,15 +105,18 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
                               "see the Jupyter server log.", status=500)
 
     def write_error(self, status_code: int, **kwargs):
+        if not getattr(self, "request_id", None):
+            # refused before prepare() ran (a body or path Tornado could not decode, a 405)
+            self.request_id = new_request_id()
         error = self.error_from(kwargs.get("exc_info", (None, None, None))[1], status_code)
         status = error.status if 400 <= error.status < 600 else 500
         self.clear_header("Content-Type")
         self.set_status(status)
-        self.set_header("request-id", getattr(self, "request_id", new_request_id()))
+        self.set_header("request-id", self.request_id)
         self.set_header("Content-Type", "application/json")
         if error.should_retry is not None:
             self.set_header("x-should-retry", "true" if error.should_retry else "false")
-        self.finish(json.dumps(error.envelope(getattr(self, "request_id", None))))
+        self.finish(json.dumps(error.envelope(self.request_id)))
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, AnthropicError):

@@ -63,7 +63,9 @@ def route_of(handler) -> str:
     base = handler.base_url.rstrip("/")
     if base and path.startswith(base):
         path = path[len(base):]
-    for name, value in sorted(handler.path_kwargs.items(), key=lambda kv: -len(str(kv[1]))):
+    # path_kwargs is unset when Tornado refused the request before decoding the path
+    path_kwargs = getattr(handler, "path_kwargs", None) or {}
+    for name, value in sorted(path_kwargs.items(), key=lambda kv: -len(str(kv[1]))):
         at = path.rfind(str(value)) if value else -1     # ids come last in our routes
         if at >= 0:
             path = path[:at] + "{" + name + "}" + path[at + len(str(value)):]

@@ -2,6 +2,7 @@
 from __future__ import annotations
 
 from claude_nb.protocol.errors import InvalidRequest, NotFound
+from claude_nb.protocol.paging import parse_limit
 
 
 def query_list(handler, name: str) -> list[str]:
@@ -13,22 +14,10 @@ def query_list(handler, name: str) -> list[str]:
     return out
 
 
-def query_int(handler, name: str, default: int, low: int, high: int) -> int:
-    raw = handler.get_query_argument(name, None)
-    if raw is None or raw == "":
-        return default
-    try:
-        value = int(raw)
-    except ValueError:
-        raise InvalidRequest(f"{name}: {raw!r} is not an integer") from None
-    if not low <= value <= high:
-        raise InvalidRequest(f"{name}: must be between {low} and {high}")
-    return value
-
-
 def id_page(handler, items: list[dict], *, default_limit: int = 20, max_limit: int = 1000) -> dict:
     """Anthropic's `after_id`/`before_id`/`limit` paging over items already in list order."""
-    limit = query_int(handler, "limit", default_limit, 1, max_limit)
+    limit = parse_limit(handler.get_query_argument("limit", None), default=default_limit,
+                        maximum=max_limit)
     after = handler.get_query_argument("after_id", None)
     before = handler.get_query_argument("before_id", None)
     if after and before:
