@@ -289,3 +289,19 @@ async def test_chat_turn_cut_by_a_stop_sequence_does_not_keep_its_process(bridge
     sent = upstream.message_requests[-1]
     assert "hidden part" not in str(sent.body)
     assert bridge.pool.counts["session_hits"] == 0
+
+
+def test_one_event_loop_per_call_leaves_nothing_running(cli_env, upstream, cli_before):
+    """A synchronous caller may run each request in its own `asyncio.run`: every call is
+    answered, each loop's processes end with it, and none is started only to be killed."""
+    from claude_nb.bridge import ClaudeBridge
+    bridge = ClaudeBridge()
+
+    async def ask(text):
+        return (await bridge.create(body(text)))["content"][0]["text"]
+
+    answers = [asyncio.run(ask(f"call {i}")) for i in range(3)]
+    assert answers == [f"You said: call {i}" for i in range(3)]
+    assert cli_children(cli_env["cli"], cli_before) == set()
+    assert bridge.pool.counts["started"] <= 1      # only the first loop looked like it would stay
+    asyncio.run(bridge.close())

@@ -150,6 +150,8 @@ class ProcessPool:
         self._closed = False
         self._spawn_error_logged = False
         self._close_task: asyncio.Task | None = None
+        self._loop_settled = True     # False on a new loop until a second request shows it stays
+        self._ended_with_loop = False # closed because its loop ended: usable on the next one
         _POOLS.add(self)
 
     # -- settings (live from the bridge's traits) ------------------------------------------
@@ -195,7 +197,9 @@ class ProcessPool:
         key = self.key_for(plan.spec)
         if key is None:
             return None
-        self._want(key)        # the replacement for what this request takes
+        if self._loop_settled:
+            self._want(key)    # the replacement for what this request takes
+        self._loop_settled = True
         for _ in range(2):     # a dead one is dropped, then one more try on a fresh process
             entry = self._take_idle(key)
             if entry is None:
@@ -265,21 +269,27 @@ class ProcessPool:
 
     @property
     def closed(self) -> bool:
-        return self._closed
+        """Closed for good (close() was called); not when only its event loop ended."""
+        return self._closed and not self._ended_with_loop
 
     async def close(self) -> None:
         """End every process the pool holds; every caller waits for the same ending."""
+        if self._loop is not None and self._loop is not asyncio.get_running_loop():
+            self.kill_now()      # its processes belong to a loop that is gone
+            self._ended_with_loop = False
+            _POOLS.discard(self)
+            return
         if self._close_task is None:
             self._closed = True
+            if self._reaper_task is not None and self._reaper_task is not asyncio.current_task():
+                self._reaper_task.cancel()
             self._close_task = asyncio.ensure_future(self._close())
         await asyncio.shield(self._close_task)
 
     async def _close(self) -> None:
-        if self._refill_task is not None and self._loop is asyncio.get_running_loop():
+        if self._refill_task is not None:
             # Let a spawn under way finish: it sees _closed and ends its process itself.
             await asyncio.gather(self._refill_task, return_exceptions=True)
-        if self._reaper_task is not None:
-            self._reaper_task.cancel()
         entries = self.idle + list(self.sessions.values())
         self.idle, self.sessions = [], {}
         await asyncio.gather(*(self._discard(e.proc, e) for e in entries), return_exceptions=True)
@@ -445,27 +455,41 @@ class ProcessPool:
                 self._refill_task = asyncio.ensure_future(self._refill())
 
     async def _reap(self) -> None:
-        while not self._closed:
-            timeout = self.idle_timeout
-            await asyncio.sleep(min(max(timeout / 4, 0.05), 30.0))
-            now = time.monotonic()
-            expired = [e for e in self.idle + list(self.sessions.values())
-                       if now - e.since > timeout]
-            for entry in expired:
-                self.counts["retired"] += 1
-                await self._discard(entry.proc, entry)
-            for key, used in list(self._demand.items()):
-                if now - used > timeout:
-                    del self._demand[key]
+        try:
+            while not self._closed:
+                timeout = self.idle_timeout
+                await asyncio.sleep(min(max(timeout / 4, 0.05), 30.0))
+                now = time.monotonic()
+                expired = [e for e in self.idle + list(self.sessions.values())
+                           if now - e.since > timeout]
+                for entry in expired:
+                    self.counts["retired"] += 1
+                    await self._discard(entry.proc, entry)
+                for key, used in list(self._demand.items()):
+                    if now - used > timeout:
+                        del self._demand[key]
+        except asyncio.CancelledError:
+            if not self._closed:
+                # Cancelled without close(): the loop is ending (asyncio.run cancels what is
+                # left, then waits for it). End the processes while the loop still runs.
+                self._ended_with_loop = True
+                await self.close()
+            raise
 
     def _bind_loop(self) -> None:
         loop = asyncio.get_running_loop()
         if self._loop is loop:
             return
         if self._loop is not None:
+            if self._closed and not self._ended_with_loop:
+                return           # closed for good: open() answers None
             # Used from a new event loop (e.g. one `asyncio.run` per call): the old loop's
-            # pipes are unusable, so its processes go and the pool starts over.
+            # pipes are unusable, so its processes go and the pool starts over, starting no
+            # replacement until a second request shows this loop stays (no process per call
+            # started only to be killed at the next call).
             self.kill_now()
+            self._loop_settled = False
+            self._ended_with_loop = False
             self._closed = False
             self._close_task = None
             self._demand.clear()
