@@ -286,6 +286,7 @@ class ClaudeBridge(LoggingConfigurable):
                 stream_usage["output_tokens"] = translator.output_tokens
                 usage = normalize_usage(stream_usage)
             else:
+                await proc.wait_exited()
                 error = ApiFailure("The Claude Code CLI ended without an answer"
                                    + (f" ({proc.diagnostics()})" if proc.diagnostics() else "") + ".")
                 usage = normalize_usage(stream_usage)

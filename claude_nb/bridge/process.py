@@ -129,6 +129,19 @@ class CliProcess:
             else:
                 self.garbage.append(text[:500])
 
+    async def wait_exited(self, timeout: float = 1.0) -> None:
+        """Give a process whose output has ended a moment to exit and finish its stderr, so
+        its exit code and last words can be reported."""
+        if self.proc is None:
+            return
+        waits = [self.proc.wait()]
+        if self._stderr_task is not None:
+            waits.append(asyncio.shield(self._stderr_task))
+        try:
+            await asyncio.wait_for(asyncio.gather(*waits, return_exceptions=True), timeout)
+        except asyncio.TimeoutError:
+            pass
+
     def diagnostics(self) -> str:
         parts = []
         if self.proc is not None and self.proc.returncode is not None:
