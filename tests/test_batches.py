@@ -484,6 +484,7 @@ async def test_requests_cut_by_a_shutdown_are_left_for_the_next_start(store, bri
         ended = await again.wait(batch.id, timeout=120)
     finally:
         await again.stop()
+        await fresh.close()     # its warm processes too
     assert ended.succeeded == 2 and script.counts["q0"] == 2
 
 
