@@ -5,13 +5,17 @@ The fake upstream sends the `anthropic-ratelimit-unified-*` headers the CLI 2.1.
 `-<5h|7d|7d_oi|overage>-utilization`, `-<...>-reset`, `-<...>-surpassed-threshold`,
 `-overage-status`, `-overage-in-use`, ...).
 """
+import time
+
 import pytest
 
 from claude_nb.protocol.errors import AnthropicError
 from claude_nb.quota import NOT_REPORTED, QUOTA_PATH, Quota, QuotaTracker, quota, tracker_for
 from fake_upstream import Reply
 
-NOW = 1_795_490_000
+# The CLI tests below feed reset times to the real CLI and read them back with the real clock, so
+# "now" is the clock at collection, never a fixed date that later makes every reset look passed.
+NOW = int(time.time())
 RESET_5H = NOW + 2 * 3600 + 300
 RESET_7D = NOW + 3 * 86400
 
