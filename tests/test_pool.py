@@ -159,6 +159,44 @@ async def test_killed_idle_process_is_replaced_and_the_request_succeeds(bridge, 
     assert text == "You said: and now?"
 
 
+async def test_process_dying_as_it_is_handed_out_does_not_fail_the_request(bridge, upstream):
+    # The race a pre-check cannot close: the process takes the request, then dies before a word.
+    await warm(bridge)
+    (entry,) = bridge.pool.idle
+    send_user = entry.proc.send_user
+
+    async def send_then_die(content):
+        await send_user(content)
+        os.kill(entry.proc.pid, signal.SIGKILL)
+    entry.proc.send_user = send_then_die
+
+    text, pid = await ask(bridge, body("are you there?"))
+    assert text == "You said: are you there?"
+    assert pid != entry.proc.pid and not pid_running(entry.proc.pid)
+    assert bridge.pool.counts["dead_replaced"] == 1
+    assert upstream.message_requests[-1].user_texts() == ["are you there?"]
+
+
+async def test_chat_process_dying_as_it_takes_the_next_turn_does_not_fail_it(bridge, upstream):
+    history = [{"role": "user", "content": "remember 42"}]
+    text, pid = await ask(bridge, {"model": "sonnet", "max_tokens": 64, "messages": history},
+                          session="chat-9")
+    kept = bridge.pool.sessions["chat-9"].proc
+    send_user = kept.send_user
+
+    async def send_then_die(content):
+        await send_user(content)
+        os.kill(kept.pid, signal.SIGKILL)
+    kept.send_user = send_then_die
+
+    history += [{"role": "assistant", "content": [{"type": "text", "text": text}]},
+                {"role": "user", "content": "what number?"}]
+    text, second = await ask(bridge, {"model": "sonnet", "max_tokens": 64, "messages": history},
+                             session="chat-9")
+    assert text == "You said: what number?" and second != pid
+    assert upstream.message_requests[-1].user_texts() == ["remember 42", "what number?"]
+
+
 async def test_burst_of_requests_stays_within_the_caps(bridge, upstream, cli_env, cli_before):
     bridge.max_concurrency = 3
     bridge.pool_max_idle = 2

@@ -171,14 +171,15 @@ class ClaudeBridge(LoggingConfigurable):
             self.pool.close_soon()        # close() awaits it
 
     # -- one run --------------------------------------------------------------------------
-    async def _open(self, plan: RunPlan, turn: ChatTurn | None = None) -> tuple[CliProcess, str | None]:
-        """A process with the request's last user turn on its stdin, and the transcript file to
-        remove afterwards: a chat's kept process, a warm one from the pool, or a cold start."""
+    async def _open_warm(self, plan: RunPlan, turn: ChatTurn | None = None) -> CliProcess | None:
+        """A chat's kept process or a warm one from the pool, with the request's last user turn
+        on its stdin; None when the request needs a cold start."""
         pool = self._active_pool()
-        if pool is not None:
-            proc = await pool.open(plan, turn)
-            if proc is not None:
-                return proc, None
+        return None if pool is None else await pool.open(plan, turn)
+
+    async def _open_cold(self, plan: RunPlan) -> tuple[CliProcess, str | None]:
+        """A new process with the request on its stdin, and the transcript file to remove
+        afterwards (when earlier turns go in through `--resume`)."""
         proc, path = await self._start_cold(plan)
         if plan.user_content is None:
             return proc, path           # the CLI answers the transcript's last turn by itself
@@ -190,6 +191,18 @@ class ClaudeBridge(LoggingConfigurable):
                 remove_transcript(path)
             raise ApiFailure(f"The Claude Code CLI did not take the request ({exc}"
                              + (f"; {proc.diagnostics()}" if proc.diagnostics() else "") + ").")
+        return proc, path
+
+    async def _replace_dead(self, dead: CliProcess, plan: RunPlan) -> tuple[CliProcess, str | None]:
+        await dead.wait_exited()
+        self.log.info("claude_nb: warm pid %s ended before answering (%s); starting a new one",
+                      dead.pid, dead.diagnostics() or "no output")
+        self.live.discard(dead)
+        await dead.close()
+        if self.pool is not None:
+            self.pool.counts["dead_replaced"] += 1
+        proc, path = await self._open_cold(plan)
+        self.live.add(proc)
         return proc, path
 
     async def _start_cold(self, plan: RunPlan) -> tuple[CliProcess, str | None]:
@@ -217,7 +230,11 @@ class ClaudeBridge(LoggingConfigurable):
     async def _run(self, plan: RunPlan, source: str, request_id: str, deadline: float,
                    turn: ChatTurn | None = None):
         started = time.time()
-        proc, transcript = await self._open(plan, turn)
+        transcript = None
+        proc = await self._open_warm(plan, turn)
+        warm = proc is not None
+        if proc is None:
+            proc, transcript = await self._open_cold(plan)
         self.live.add(proc)
         translator = EventTranslator(client_tools=plan.client_tools,
                                      stop_sequences=plan.stop_sequences, structured=plan.structured,
@@ -226,6 +243,7 @@ class ClaudeBridge(LoggingConfigurable):
         model = plan.model
         stream_usage: dict = {}
         error: AnthropicError | None = None
+        answered = False     # a stream event or result came: the request reached upstream
         try:
             lines = proc.lines().__aiter__()
             while True:
@@ -236,10 +254,18 @@ class ClaudeBridge(LoggingConfigurable):
                 try:
                     line = await asyncio.wait_for(lines.__anext__(), remaining)
                 except StopAsyncIteration:
+                    if warm and not answered:
+                        # A waiting process that died as it was handed out (killed a moment
+                        # before, not yet reaped): it never answered, so a cold start does.
+                        warm = False
+                        proc, transcript = await self._replace_dead(proc, plan)
+                        lines = proc.lines().__aiter__()
+                        continue
                     break
                 except asyncio.TimeoutError:
                     continue
                 kind = line.get("type")
+                answered = answered or kind in ("stream_event", "result")
                 if kind == "stream_event":
                     event = checked_event(line.get("event"))
                     if event is None:
