@@ -31,10 +31,9 @@ from urllib.parse import quote, urljoin, urlsplit
 
 from .bridge.events import MessageAccumulator
 from .protocol.errors import AnthropicError
+from .protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from .protocol.sse import iter_sse
-
-DEFAULT_MODEL = "sonnet"
-DEFAULT_MAX_TOKENS = 4096
+from .protocol.validation import SESSION_HEADER
 READ_TIMEOUT = 600.0        # as the official SDK: the server pings on long waits
 URL_ENV, TOKEN_ENV = "CLAUDE_NB_URL", "CLAUDE_NB_TOKEN"
 
@@ -203,10 +202,15 @@ class AnswerStream:
 class Transport:
     kind = ""
 
-    def stream(self, body: dict, *, source: str = "client"):
+    def stream(self, body: dict, *, source: str = "client", session: str | None = None):
         """-> (events, request_id, abort): the Anthropic stream events, the request id if known
-        yet, and a thread-safe callable that stops the request."""
+        yet, and a thread-safe callable that stops the request.
+
+        session: a chat's key; the CLI process that answered is kept for the chat's next turn."""
         raise NotImplementedError
+
+    def end_session(self, session: str) -> None:
+        """The chat was reset: its kept process can go."""
 
     def cost_of(self, request_id, model, usage) -> tuple[float | None, bool]:
         from .bridge.pricing import estimate_cost
@@ -253,7 +257,7 @@ class HttpTransport(Transport):
         return headers
 
     def open(self, method: str, path: str, *, params: dict | None = None, body=None,
-             accept: str = "application/json") -> http.client.HTTPResponse:
+             accept: str = "application/json", headers: dict | None = None) -> http.client.HTTPResponse:
         """Send a request; return the response if 2xx, else raise its ClaudeError."""
         url = urljoin(self.base_url, path.lstrip("/")) if "://" not in path else path
         parts = urlsplit(url)
@@ -263,7 +267,7 @@ class HttpTransport(Transport):
             target += ("&" if "?" in target else "?") + query
         conn_type = http.client.HTTPSConnection if parts.scheme == "https" else http.client.HTTPConnection
         conn = conn_type(parts.hostname, parts.port, timeout=self.timeout)
-        headers = self._headers(accept)
+        headers = {**self._headers(accept), **(headers or {})}
         data = None
         if body is not None:
             data = json.dumps(body).encode("utf-8")
@@ -306,9 +310,10 @@ class HttpTransport(Transport):
         finally:
             response.close()
 
-    def stream(self, body: dict, *, source: str = "client"):
+    def stream(self, body: dict, *, source: str = "client", session: str | None = None):
         response = self.open("POST", "v1/messages", body={**body, "stream": True},
-                             accept="text/event-stream")
+                             accept="text/event-stream",
+                             headers={SESSION_HEADER: session} if session else None)
         request_id = response.getheader("request-id")
 
         def abort():
@@ -317,6 +322,9 @@ class HttpTransport(Transport):
             except (OSError, AttributeError):
                 pass
         return self._events(response, request_id), request_id, abort
+
+    def end_session(self, session: str) -> None:
+        self.request("DELETE", "claude_nb/sessions/" + quote(session, safe=""))
 
     def _events(self, response, request_id):
         try:
@@ -433,7 +441,7 @@ class InProcessTransport(Transport):
             future.cancel()
             raise
 
-    def stream(self, body: dict, *, source: str = "client"):
+    def stream(self, body: dict, *, source: str = "client", session: str | None = None):
         from .protocol.validation import validate_message_request
         body = dict(body)
         body.pop("stream", None)
@@ -450,9 +458,14 @@ class InProcessTransport(Transport):
             if future is not None:
                 future.cancel()
             handoff.put(("end", None))
-        return self._events(body, source, request_id, handoff, control), request_id, abort
+        return (self._events(body, source, session, request_id, handoff, control), request_id,
+                abort)
 
-    def _events(self, body, source, request_id, handoff, control):
+    def end_session(self, session: str) -> None:
+        if self._loop is not None and self._bridge is not None:
+            self.run(self._bridge.end_session(session), timeout=15)
+
+    def _events(self, body, source, session, request_id, handoff, control):
         bridge = self.bridge
         started = threading.Event()
         finished = threading.Event()      # set once the bridge has cleaned up (process ended)
@@ -460,7 +473,8 @@ class InProcessTransport(Transport):
         async def pump():
             started.set()
             try:
-                async for event in bridge.stream(body, source=source, request_id=request_id):
+                async for event in bridge.stream(body, source=source, request_id=request_id,
+                                                 session=session):
                     handoff.put(("event", event))
                 handoff.put(("end", None))
             except AnthropicError as exc:
@@ -600,6 +614,11 @@ def connect(url: str | None = None, token: str | None = None) -> Transport:
 
 
 # -- the client -----------------------------------------------------------------------------
+def new_session_key(kind: str) -> str:
+    """A chat's key for `Claude.stream(session=...)`: unique per conversation."""
+    return f"{kind}-{uuid.uuid4().hex[:16]}"
+
+
 class Claude:
     """Messages with Claude through the Claude Code CLI. `claude_nb.claude` is the default one.
 
@@ -635,10 +654,14 @@ class Claude:
         body.update({k: v for k, v in params.items() if v is not None})
         return body
 
-    def stream(self, prompt=None, *, source: str = "client", **kw) -> AnswerStream:
-        """An `AnswerStream`: iterate it for text pieces, then read `.answer`."""
+    def stream(self, prompt=None, *, source: str = "client", session: str | None = None,
+               **kw) -> AnswerStream:
+        """An `AnswerStream`: iterate it for text pieces, then read `.answer`.
+
+        session: a chat's key (see `Transport.stream`); the magics and the chat widget use one."""
         transport = self.transport
-        events, request_id, abort = transport.stream(self.build_body(prompt, **kw), source=source)
+        events, request_id, abort = transport.stream(self.build_body(prompt, **kw), source=source,
+                                                     session=session)
         return AnswerStream(events, transport, request_id, abort)
 
     def message_stream(self, prompt=None, *, model: str | None = None, system=None,
@@ -646,6 +669,14 @@ class Claude:
         """Yield the answer's text as it arrives."""
         with self.stream(prompt, model=model, system=system, max_tokens=max_tokens, **params) as s:
             yield from s
+
+    def end_session(self, session: str) -> None:
+        """Let a chat's kept CLI process go (its conversation was reset). Best effort: a process
+        left behind is never continued by a different history and retires when idle."""
+        try:
+            self.transport.end_session(session)
+        except ClaudeError:
+            pass
 
     def answer(self, prompt=None, **kw) -> Answer:
         """The whole `Answer` (text, model, usage, cost, request id)."""

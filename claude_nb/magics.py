@@ -20,7 +20,8 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, Unicode
 
-from .client import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Claude, ClaudeError, InProcessTransport
+from .client import (DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Claude, ClaudeError, InProcessTransport,
+                     new_session_key)
 from .protocol.errors import AnthropicError
 from .display import LiveView, Rendered, in_kernel
 from .templating import expand_variables
@@ -123,6 +124,7 @@ class ClaudeMagics(Magics):
         super().__init__(shell=shell, **kwargs)
         self.client = client or Claude()
         self.conversation: list[dict] = []
+        self.session = new_session_key("magic")     # the chat's CLI process is kept between cells
         self.last_answer = None
 
     # -- the magic ------------------------------------------------------------------------
@@ -147,7 +149,7 @@ class ClaudeMagics(Magics):
         if not prompt.strip():
             raise UsageError("%%claude: the cell is empty; write the prompt below the %%claude line.")
         if args.new:
-            self.conversation = []
+            self._forget()
         history = self.conversation
         if self.max_history > 0:
             history = history[-2 * self.max_history:]
@@ -163,7 +165,7 @@ class ClaudeMagics(Magics):
                                         model=args.model or self.model, system=system or None,
                                         max_tokens=(self.max_tokens if args.max_tokens is None
                                                     else args.max_tokens),
-                                        source="magic")
+                                        source="magic", session=self.session)
             for _ in stream:
                 view.feed(stream.text)
             answer = stream.answer
@@ -228,9 +230,15 @@ class ClaudeMagics(Magics):
     def _cmd_help(self, _):
         print(HELP)
 
+    def _forget(self) -> None:
+        if self.conversation:
+            self.client.end_session(self.session)
+            self.session = new_session_key("magic")
+        self.conversation = []
+
     def _cmd_reset(self, _):
         turns = len(self.conversation) // 2
-        self.conversation = []
+        self._forget()
         print(f"Conversation cleared ({turns} exchange{'s' if turns != 1 else ''} forgotten).")
 
     def _cmd_history(self, _):

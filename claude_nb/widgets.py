@@ -13,7 +13,7 @@ import html
 import threading
 import time
 
-from .client import Claude, ClaudeError
+from .client import Claude, ClaudeError, new_session_key
 
 
 class ChatWidget:
@@ -27,6 +27,7 @@ class ChatWidget:
         self.model, self.system, self.max_tokens = model, system, max_tokens
         self.update_interval = update_interval
         self.conversation: list[dict] = []
+        self.session = new_session_key("chat")      # its CLI process is kept between turns
         self.transcript = w.HTML(value="")
         self.prompt = w.Textarea(placeholder="Ask Claude…", layout=w.Layout(width="100%", height="4em"))
         self.send_button = w.Button(description="Send", button_style="primary", icon="paper-plane")
@@ -104,7 +105,7 @@ class ChatWidget:
         try:
             stream = self._stream = self.client.stream(
                 messages=history, model=self.model, system=self.system,
-                max_tokens=self.max_tokens, source="magic")
+                max_tokens=self.max_tokens, source="magic", session=self.session)
             last = 0.0
             for _ in stream:
                 self._live = stream.text
@@ -137,6 +138,9 @@ class ChatWidget:
     def reset(self) -> None:
         """Forget the conversation."""
         if not self.busy:
+            if self.conversation:
+                self.client.end_session(self.session)
+                self.session = new_session_key("chat")
             self.conversation = []
             self.status.value = ""
             self._render()

@@ -17,7 +17,7 @@ from claude_nb.store import DB_NAME, Store, default_store_dir
 from .handlers.batches import (BatchCancelHandler, BatchesHandler, BatchHandler,
                                BatchResultsHandler)
 from .handlers.files import FileContentHandler, FileHandler, FilesHandler
-from .handlers.messages import CountTokensHandler, MessagesHandler
+from .handlers.messages import CountTokensHandler, MessagesHandler, SessionHandler
 from .handlers.metrics import MetricsHandler, QuotaHandler, record_request_metrics
 from .handlers.models import ModelHandler, ModelsHandler
 from .handlers.openai import ChatCompletionsHandler
@@ -82,6 +82,7 @@ class ClaudeNbApp(ExtensionApp):
             (r"/v1/chat/completions", ChatCompletionsHandler),
             (r"/v1/usage/quota", QuotaHandler),
             (r"/metrics", MetricsHandler),
+            (r"/claude_nb/sessions/(?P<session>[^/]+)", SessionHandler),
         ])
         # Last: every other /v1 path (and /v1 itself) answers a 404 envelope.
         self.handlers.append((r"/v1(?:/.*)?", UnknownRouteHandler))

@@ -155,6 +155,27 @@ async def test_message_over_http_matches_in_process(served, upstream):
     assert sent.body["max_tokens"] == 77 and "haiku" in sent.body["model"]
 
 
+async def test_chat_over_http_keeps_its_process_until_the_session_ends(served, upstream, jp_serverapp):
+    # What %%claude cells in a kernel do: the claude-nb-session header, then DELETE on reset.
+    client, key = Claude(), "magic-test-1"
+
+    def chat():
+        history = [{"role": "user", "content": "remember 42"}]
+        first = client.answer(messages=history, session=key)
+        history += [{"role": "assistant", "content": first.text},
+                    {"role": "user", "content": "what number?"}]
+        second = client.answer(messages=history, session=key)
+        pool = server_bridge(jp_serverapp).pool
+        hits, kept = pool.counts["session_hits"], key in pool.sessions
+        client.end_session(key)
+        return second.text, hits, kept, key in pool.sessions
+
+    text, hits, kept_before, kept_after = await asyncio.to_thread(chat)
+    assert text == "You said: what number?"
+    assert upstream.message_requests[-1].user_texts() == ["remember 42", "what number?"]
+    assert hits == 1 and kept_before and not kept_after
+
+
 async def test_message_stream_over_http_yields_pieces(served, upstream):
     upstream.push(Reply.text("The quick brown fox jumps over the lazy dog."))
     pieces = await asyncio.to_thread(lambda: list(claude_nb.claude.message_stream("go")))

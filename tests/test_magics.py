@@ -155,17 +155,22 @@ def test_json_format_with_prose_falls_back_to_text_and_says_so(ip, upstream):
 
 
 # -- chat memory --------------------------------------------------------------------------------
-def test_cells_continue_one_conversation_until_reset(ip, upstream):
+def test_cells_continue_one_conversation_until_reset(ip, upstream, local):
     with capture_output():
         ip.run_cell_magic("claude", "", "My name is Ada.")
         ip.run_cell_magic("claude", "", "What is my name?")
     sent = upstream.message_requests[-1]
     assert [m["role"] for m in sent.messages] == ["user", "assistant", "user"]
     assert sent.user_texts() == ["My name is Ada.", "What is my name?"]
+    # The second cell went to the first cell's CLI process, which kept the conversation.
+    pool = local.bridge.pool
+    assert pool.counts["session_hits"] == 1 and len(pool.sessions) == 1
+    (kept,) = pool.sessions.values()
     with capture_output() as cap:
         ip.run_line_magic("claude", "reset")
         ip.run_cell_magic("claude", "", "Fresh start")
     assert "2 exchanges" in cap.stdout
+    assert kept.proc.proc.returncode is not None        # reset ended the chat's process
     assert upstream.message_requests[-1].user_texts() == ["Fresh start"]
     with capture_output():
         ip.run_cell_magic("claude", "--new", "Newer start")

@@ -36,6 +36,21 @@ async def test_bad_requests_are_400_naming_the_field(jp_fetch, cli_env, upstream
     assert upstream.message_requests == []
 
 
+async def test_bad_session_header_is_400_and_nothing_runs(jp_fetch, cli_env, upstream):
+    resp = await post(jp_fetch, "v1/messages", {"model": "sonnet", "max_tokens": 8,
+                                               "messages": [{"role": "user", "content": "hi"}]},
+                      headers={"claude-nb-session": "no spaces allowed"})
+    assert resp.code == 400
+    error = json.loads(resp.body)["error"]
+    assert error["type"] == "invalid_request_error" and "claude-nb-session" in error["message"]
+    assert upstream.message_requests == []
+
+
+async def test_ending_an_unknown_session_is_harmless(jp_fetch, cli_env):
+    resp = await jp_fetch("claude_nb", "sessions", "never-started", method="DELETE")
+    assert json.loads(resp.body) == {"id": "never-started", "type": "session_deleted"}
+
+
 async def test_unknown_model_is_404(jp_fetch, cli_env):
     resp = await post(jp_fetch, "v1/messages", {"model": "claude-imaginary-9", "max_tokens": 5,
                                                 "messages": [{"role": "user", "content": "x"}]})

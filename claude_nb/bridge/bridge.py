@@ -18,6 +18,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..protocol.errors import (AnthropicError, ApiFailure, AuthenticationFailed, GatewayTimeout,
                                error_for_status)
+from ..protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from .cli_output import checked_event, clean_result
 from .command import LaunchSpec, find_cli
 from .events import EventTranslator, MessageAccumulator, normalize_usage
@@ -70,10 +71,13 @@ class ClaudeBridge(LoggingConfigurable):
     pool_idle_timeout = Float(600.0, config=True,
                               help="Seconds a waiting process (or a chat session's) is kept unused "
                                    "before it is ended.")
-    pool_prewarm = List(Dict(), default_value=[{"model": "sonnet", "max_tokens": 4096}], config=True,
+    pool_prewarm = List(Dict(), default_value=[{"model": DEFAULT_MODEL, "max_tokens": DEFAULT_MAX_TOKENS}],
+                        config=True,
                         help="Request shapes (Messages API fields except `messages`: model, "
                              "max_tokens, system, thinking, ...) to start warm processes for when "
-                             "the pool starts. Later the pool keeps warm what was used recently.")
+                             "the pool starts. The default is what %%claude cells and "
+                             "claude.message() send by default. Later the pool keeps warm what "
+                             "was used recently.")
 
     def __init__(self, **kwargs):
         super().__init__(**kwargs)

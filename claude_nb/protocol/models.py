@@ -86,6 +86,11 @@ MODELS: tuple[ModelInfo, ...] = (
 
 _BY_ID = {m.id: m for m in MODELS}
 
+# What the Python client and %%claude send unless told otherwise; the warm pool starts a process
+# for exactly this shape, so a notebook's first cell answers warm.
+DEFAULT_MODEL = "sonnet"
+DEFAULT_MAX_TOKENS = 4096
+
 # Short names: the CLI's aliases and the SDK's undated ids.
 ALIASES = {
     "opus": "claude-opus-4-8",

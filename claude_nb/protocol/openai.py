@@ -24,10 +24,8 @@ from dataclasses import dataclass, field
 from typing import AsyncIterator
 
 from .errors import AnthropicError, InvalidRequest
-from .models import resolve_model
+from .models import DEFAULT_MAX_TOKENS, resolve_model
 from .validation import IMAGE_MEDIA_TYPES, validate_message_request
-
-DEFAULT_MAX_TOKENS = 4096
 MAX_STOP_SEQUENCES = 4          # OpenAI's own limit on `stop`
 
 # Accepted, and with no effect through the CLI: named in the `claude-nb-ignored` header.

@@ -383,3 +383,19 @@ def ignored_fields(body: dict) -> list[str]:
         if any(isinstance(t, dict) and t.get(name) not in (None, False) for t in tools):
             out.append("tools." + name)
     return out
+
+
+# A chat's key, so its CLI process is kept between turns (our extension to the API; the
+# Anthropic API itself is stateless). Only a hint: a turn continues the kept process only when
+# its history is exactly the previous turn's plus the answer, so a key cannot leak a chat.
+SESSION_HEADER = "claude-nb-session"
+_SESSION_KEY = re.compile(r"[A-Za-z0-9._:-]{1,128}")
+
+
+def parse_session_key(value: str | None, where: str = SESSION_HEADER) -> str | None:
+    if value is None or value == "":
+        return None
+    if not _SESSION_KEY.fullmatch(value):
+        raise InvalidRequest(f"{where}: {value[:40]!r} is not a session key; use 1 to 128 letters, "
+                             "digits, '.', '_', ':' or '-'.")
+    return value

@@ -1,12 +1,14 @@
-"""POST /v1/messages (JSON and SSE) and POST /v1/messages/count_tokens."""
+"""POST /v1/messages (JSON and SSE), POST /v1/messages/count_tokens, and the end of a chat
+session (DELETE /claude_nb/sessions/<key>)."""
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
 
 from claude_nb.protocol.models import resolve_model
 from claude_nb.protocol.tokens import count_request_tokens
-from claude_nb.protocol.validation import (ignored_fields, parse_json_body,
-                                           validate_count_request, validate_message_request)
+from claude_nb.protocol.validation import (SESSION_HEADER, ignored_fields, parse_json_body,
+                                           parse_session_key, validate_count_request,
+                                           validate_message_request)
 
 from .base import ApiHandler, api_method
 
@@ -17,15 +19,18 @@ class MessagesHandler(ApiHandler):
     async def post(self):
         body = validate_message_request(parse_json_body(self.request.body))
         resolve_model(body["model"])
+        session = parse_session_key(self.request.headers.get(SESSION_HEADER))
         ignored = ignored_fields(body)
         if ignored:
             self.set_header("claude-nb-ignored", ",".join(ignored))
         if body.get("stream"):
-            events = self.bridge.stream(body, source="api", request_id=self.request_id)
+            events = self.bridge.stream(body, source="api", request_id=self.request_id,
+                                        session=session)
             await self.send_events(self.app.metrics.watch_first_token(
                 events, "/v1/messages", self.request.request_time))
         else:
-            self.write_json(await self.bridge.create(body, source="api", request_id=self.request_id))
+            self.write_json(await self.bridge.create(body, source="api", request_id=self.request_id,
+                                                     session=session))
 
 
 class CountTokensHandler(ApiHandler):
@@ -35,3 +40,12 @@ class CountTokensHandler(ApiHandler):
         body = validate_count_request(parse_json_body(self.request.body))
         resolve_model(body["model"])
         self.write_json({"input_tokens": count_request_tokens(body)})
+
+
+class SessionHandler(ApiHandler):
+    @api_method
+    @authorized
+    async def delete(self, session: str):
+        key = parse_session_key(session, "session")
+        await self.bridge.end_session(key)
+        self.write_json({"id": key, "type": "session_deleted"})
