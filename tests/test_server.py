@@ -18,6 +18,28 @@ async def test_messages_json(jp_fetch, cli_env, upstream):
     assert resp.headers["request-id"].startswith("req_")
 
 
+@pytest.mark.parametrize("route", ["v1/messages", "v1/chat/completions"])
+async def test_streamed_text_with_unicode_line_separators_survives_line_splitting(
+        jp_fetch, cli_env, upstream, route):
+    # U+0085, U+2028 and U+2029 are line ends to str.splitlines(): raw inside an SSE data line
+    # they would cut the event's JSON in two for a reader that splits the decoded text.
+    text = "a\x85b\u2028c\u2029d é 中"
+    upstream.push(Reply.text(text))
+    body = {"model": "sonnet", "max_tokens": 64, "stream": True,
+            "messages": [{"role": "user", "content": "go"}]}
+    resp = await post(jp_fetch, route, body)
+    assert resp.code == 200
+    data = [line[len("data: "):] for line in resp.body.decode("utf-8").splitlines()
+            if line.startswith("data: ") and line != "data: [DONE]"]
+    events = [json.loads(d) for d in data]        # every line is whole JSON
+    if route == "v1/messages":
+        got = "".join(e["delta"]["text"] for e in events if e["type"] == "content_block_delta")
+    else:
+        got = "".join(c["delta"].get("content") or "" for e in events for c in e["choices"])
+    assert got == text
+    assert "中".encode() in resp.body                # other text stays UTF-8, not \u-escaped
+
+
 @pytest.mark.parametrize("raw,field", [
     (b"{not json", "not valid JSON"),
     (json.dumps({"model": "sonnet", "messages": [{"role": "user", "content": "x"}]}).encode(), "max_tokens"),

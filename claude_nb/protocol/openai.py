@@ -25,6 +25,7 @@ from typing import AsyncIterator
 
 from .errors import AnthropicError, InvalidRequest
 from .models import DEFAULT_MAX_TOKENS, resolve_model
+from .sse import sse_json
 from .validation import IMAGE_MEDIA_TYPES, validate_message_request
 MAX_STOP_SEQUENCES = 4          # OpenAI's own limit on `stop`
 
@@ -799,7 +800,7 @@ async def chat_completion(bridge, chat: ChatRequest, **create_kwargs) -> dict:
 
 def encode_chunk(chunk: dict) -> bytes:
     """One data-only SSE line, the way OpenAI streams (no `event:` names)."""
-    return b"data: " + json.dumps(chunk, ensure_ascii=False, separators=(",", ":")).encode() + b"\n\n"
+    return b"data: " + sse_json(chunk).encode("utf-8") + b"\n\n"
 
 
 DONE = b"data: [DONE]\n\n"

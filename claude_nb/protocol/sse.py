@@ -4,10 +4,20 @@ from __future__ import annotations
 import json
 
 
+# Characters Python's str.splitlines() (and some other readers) take for line ends, although
+# SSE ends lines only at CR and LF. JSON leaves them raw, so a reader that splits the decoded
+# text on them would cut an event's data in two: written as \u escapes, they arrive intact.
+_LINE_BREAK_ESCAPES = str.maketrans({"\x85": "\\u0085", "\u2028": "\\u2028", "\u2029": "\\u2029"})
+
+
+def sse_json(obj) -> str:
+    """Compact JSON for a `data:` line: non-ASCII text stays UTF-8, no character can split it."""
+    return json.dumps(obj, ensure_ascii=False, separators=(",", ":")).translate(_LINE_BREAK_ESCAPES)
+
+
 def encode_event(event: dict) -> bytes:
     name = event.get("type") or "message"
-    data = json.dumps(event, ensure_ascii=False, separators=(",", ":"))
-    return f"event: {name}\ndata: {data}\n\n".encode("utf-8")
+    return f"event: {name}\ndata: {sse_json(event)}\n\n".encode("utf-8")
 
 
 PING = encode_event({"type": "ping"})
