@@ -3,11 +3,7 @@
 # Uses your own Claude Code login: `claude` must be installed and logged in.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
+. scripts/venv.sh
 .venv/bin/python -m pip install --quiet . jupyterlab ipykernel
 if ! command -v claude >/dev/null 2>&1 && [ -z "${CLAUDE_NB_CLI:-}" ]; then
   echo "claude-nb: the Claude Code CLI was not found on PATH." >&2

@@ -3,11 +3,7 @@
 # extras, installs the real Claude Code CLI (pinned, from npm) into tests/cli, runs pytest.
 set -euo pipefail
 cd "$(dirname "$0")/.."
-PY=${PYTHON:-python3}
-if [ ! -x .venv/bin/python ]; then
-  "$PY" -m venv .venv
-fi
-.venv/bin/python -m pip install --quiet --upgrade pip
+. scripts/venv.sh
 .venv/bin/python -m pip install --quiet -e ".[test]"
 if [ ! -e tests/cli/node_modules/@anthropic-ai/claude-code/package.json ]; then
   (cd tests/cli && npm install --no-audit --no-fund --no-package-lock --loglevel=error)

@@ -158,12 +158,13 @@ class CliProcess:
         graceful: the run finished; give the CLI a moment to exit by itself after stdin EOF.
         """
         proc = self.proc
-        if proc is not None and proc.returncode is None:
-            try:
+        if proc is not None:
+            try:       # also after the CLI exited by itself: the pipe is ours to close
                 if proc.stdin and not proc.stdin.is_closing():
                     proc.stdin.close()
             except Exception:
                 pass
+        if proc is not None and proc.returncode is None:
             if graceful:
                 try:
                     await asyncio.wait_for(proc.wait(), 1.0)
