@@ -93,6 +93,15 @@ def _isolated_data_dir(monkeypatch, tmp_path):
     monkeypatch.setenv("JUPYTER_DATA_DIR", str(data))
 
 
+@pytest.fixture(autouse=True)
+def _fresh_cli_status():
+    """/health caches `claude auth status` for 30 s per CLI path; each test has its own login."""
+    from claude_nb.bridge import status
+    status._cache.clear()
+    yield
+    status._cache.clear()
+
+
 @pytest.fixture
 def jp_server_config(jp_server_config):
     """Every Jupyter server in the tests runs with the extension enabled."""
