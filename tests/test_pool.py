@@ -76,9 +76,10 @@ def idle_pids(bridge):
 
 
 async def warm(bridge, template=None):
+    """Prewarm one spec; the pool fills its idle cap with it."""
     bridge.pool_prewarm = [template or {"model": "sonnet", "max_tokens": 64}]
     await bridge.start_pool()
-    await wait_until(lambda: bridge.pool.idle, what="a warm process")
+    await wait_until(lambda: len(bridge.pool.idle) >= bridge.pool_max_idle, what="the warm processes")
 
 
 async def test_warm_process_serves_one_request_and_nothing_leaks(bridge, upstream):
@@ -137,6 +138,7 @@ async def test_a_miss_starts_cold_and_warms_that_spec_for_next_time(bridge, upst
 
 
 async def test_killed_idle_process_is_replaced_and_the_request_succeeds(bridge, upstream, cli_env):
+    bridge.pool_max_idle = 1
     await warm(bridge)
     (victim,) = idle_pids(bridge)
     os.kill(victim, signal.SIGKILL)
@@ -161,6 +163,7 @@ async def test_killed_idle_process_is_replaced_and_the_request_succeeds(bridge, 
 
 async def test_process_dying_as_it_is_handed_out_does_not_fail_the_request(bridge, upstream):
     # The race a pre-check cannot close: the process takes the request, then dies before a word.
+    bridge.pool_max_idle = 1
     await warm(bridge)
     (entry,) = bridge.pool.idle
     send_user = entry.proc.send_user
@@ -195,6 +198,25 @@ async def test_chat_process_dying_as_it_takes_the_next_turn_does_not_fail_it(bri
                              session="chat-9")
     assert text == "You said: what number?" and second != pid
     assert upstream.message_requests[-1].user_texts() == ["remember 42", "what number?"]
+
+
+async def test_prewarm_fills_the_idle_cap_and_a_burst_finds_every_process_warm(bridge, upstream):
+    bridge.pool_max_idle = 3
+    await warm(bridge)
+    assert len(idle_pids(bridge)) == 3 and len({e.key for e in bridge.pool.idle}) == 1
+    answers = await asyncio.gather(*(bridge.create(body(f"q{i}")) for i in range(3)))
+    assert [a["content"][0]["text"] for a in answers] == [f"You said: q{i}" for i in range(3)]
+    assert bridge.pool.counts["hits"] == 3 and bridge.pool.counts["misses"] == 0
+
+
+async def test_more_requests_of_a_shape_than_warm_processes_fill_the_cap(bridge, upstream):
+    bridge.pool_max_idle = 3
+    await bridge.create(body("first"))          # cold, and its replacement: one warm process
+    await wait_until(lambda: bridge.pool.idle and not bridge.pool.starting, what="the replacement")
+    assert len(bridge.pool.idle) == 1           # one lone request does not fill the cap
+    await asyncio.gather(*(bridge.create(body(f"q{i}")) for i in range(2)))   # a hit and a miss
+    assert bridge.pool.counts["misses"] == 2
+    await wait_until(lambda: len(bridge.pool.idle) == 3, what="the cap to fill")
 
 
 async def test_burst_of_requests_stays_within_the_caps(bridge, upstream, cli_env, cli_before):
@@ -239,6 +261,7 @@ async def test_pool_off_starts_a_cold_process_per_request(bridge, upstream, cli_
 
 async def test_idle_processes_retire_after_the_timeout(bridge, upstream, cli_env, cli_before):
     bridge.pool_idle_timeout = 0.5
+    bridge.pool_max_idle = 1
     await warm(bridge)
     (pid,) = idle_pids(bridge)
     await wait_until(lambda: not bridge.pool.idle and not pid_running(pid), what="retirement")

@@ -9,7 +9,8 @@ The rules:
   next one. Taking a process starts its replacement in the background; a miss is answered by a
   cold start and marks its spec as wanted, so the next request with that spec finds one warm.
 - At most `ClaudeBridge.pool_max_idle` processes wait (idle, starting, kept for a chat, or being
-  retired). Running ones are capped by the bridge's limiter, so the total never exceeds
+  retired). Room under that cap is filled with the spec wanted last, so a burst of requests
+  like the last one finds up to `pool_max_idle` warm processes, not one. Running ones are capped by the bridge's limiter, so the total never exceeds
   `max_concurrency + pool_max_idle`. When room is needed, the spec used least recently goes.
 - Waiting processes retire after `pool_idle_timeout`; one that died (or was killed from
   outside) is noticed, dropped and replaced, and is never handed to a request.
@@ -151,6 +152,7 @@ class ProcessPool:
         self._spawn_error_logged = False
         self._close_task: asyncio.Task | None = None
         self._loop_settled = True     # False on a new loop until a second request shows it stays
+        self._filling = False         # fill spare room (see _refill): after prewarm or a burst
         self._ended_with_loop = False # closed because its loop ended: usable on the next one
         _POOLS.add(self)
 
@@ -174,6 +176,7 @@ class ProcessPool:
     async def prewarm(self, specs: list[LaunchSpec]) -> None:
         """Mark `specs` as wanted and start a process for each (within the idle cap)."""
         self._bind_loop()
+        self._filling = True
         for spec in specs:
             key = self.key_for(spec)
             if key is not None:
@@ -197,6 +200,7 @@ class ProcessPool:
         key = self.key_for(plan.spec)
         if key is None:
             return None
+        wanted_before = key in self._demand
         if self._loop_settled:
             self._want(key)    # the replacement for what this request takes
         self._loop_settled = True
@@ -213,6 +217,9 @@ class ProcessPool:
             await self._discard(entry.proc)
             self._want(key)    # its own replacement (the retry may take the one started above)
         self.counts["misses"] += 1
+        if wanted_before and self._loop_settled:
+            self._filling = True     # more requests of a known shape than warm processes
+            self._kick_refill()
         return None
 
     async def keep(self, turn: ChatTurn, proc: CliProcess) -> bool:
@@ -343,6 +350,9 @@ class ProcessPool:
         self._demand.pop(key, None)
         self._demand[key] = time.monotonic()
         self._refill_queue.append(key)
+        self._kick_refill()
+
+    def _kick_refill(self) -> None:
         if self._refill_task is None or self._refill_task.done():
             self._refill_task = asyncio.ensure_future(self._refill())
 
@@ -361,6 +371,21 @@ class ProcessPool:
                 if self._occupied() >= self.max_idle:
                     continue
             await self._spawn(key)
+        # Room left under the cap: fill it with the spec wanted last, so a burst of requests
+        # like the last one finds as many warm processes as the cap allows. Only once demand
+        # has outrun supply (or at prewarm): a script's lone calls keep one process.
+        while self._filling and not self._closed and self._occupied() < self.max_idle:
+            key = self._latest_demand()
+            if key is None:
+                return
+            await self._spawn(key)
+
+    def _latest_demand(self) -> PoolKey | None:
+        """The spec wanted most recently, if that was within the idle timeout."""
+        if not self._demand:
+            return None
+        key, used = next(reversed(self._demand.items()))
+        return key if time.monotonic() - used <= self.idle_timeout else None
 
     async def _spawn(self, key: PoolKey) -> None:
         proc = CliProcess(key.spec, cli_path=key.cli, allow_tools=key.allow_tools)
@@ -451,8 +476,7 @@ class ProcessPool:
         if entry.session is None:
             self.counts["dead_replaced"] += 1
             self._refill_queue.append(entry.key)
-            if self._refill_task is None or self._refill_task.done():
-                self._refill_task = asyncio.ensure_future(self._refill())
+            self._kick_refill()
 
     async def _reap(self) -> None:
         try:
@@ -494,6 +518,7 @@ class ProcessPool:
             self._close_task = None
             self._demand.clear()
             self._refill_queue.clear()
+            self._filling = False
             self.starting = set()
             _POOLS.add(self)
         self._loop = loop
