@@ -166,13 +166,14 @@ def message(text: str, *, max_tokens: int = 64, stream: bool = True, **extra) ->
             "messages": [{"role": "user", "content": text}], **extra}
 
 
-def stream_request(client: httpx.Client, server: JupyterServer, body: dict) -> dict:
+def stream_request(client: httpx.Client, server: JupyterServer, body: dict,
+                   headers: dict | None = None) -> dict:
     """One streamed /v1/messages: time to the first text delta, total time, and the text."""
     started_at = time.monotonic()
     started = time.perf_counter()
     first = None
     text = []
-    with client.stream("POST", server.url + "v1/messages", headers=server.headers,
+    with client.stream("POST", server.url + "v1/messages", headers={**server.headers, **(headers or {})},
                        content=json.dumps(body), timeout=120) as response:
         if response.status_code != 200:
             raise RuntimeError(f"HTTP {response.status_code}: {response.read()[:500]!r}")

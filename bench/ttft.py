@@ -1,8 +1,9 @@
 """Time to first token: through the Jupyter server with the warm pool, against a cold `claude -p`
 on the same upstream (and the server with the pool off), interleaved run by run.
 
-Also, in-process: the second turn of a chat that keeps its process (`session=`) against the
-same turn resumed cold from a transcript.
+Also, through the same server: the second turn of a chat that keeps its process (the
+`claude-nb-session` header, as `%%claude` cells send it) against the same turn without the
+header (its history resumed from a transcript).
 
     /tmp/venv/bin/python bench/ttft.py [--runs 15] [--pause 1.0] [--no-chat]
 
@@ -11,7 +12,6 @@ Target: median(server, pool on) / median(cold claude -p) <= 0.2 (stretch 0.1).
 from __future__ import annotations
 
 import argparse
-import asyncio
 import time
 
 import httpx
@@ -45,38 +45,29 @@ def server_ttfts(sandbox: Sandbox, runs: int, pause: float) -> dict[str, list[fl
     return results
 
 
-async def chat_ttfts(sandbox: Sandbox, runs: int, pause: float) -> dict[str, list[float]]:
-    """Second chat turn: kept process (session) vs transcript resume (no session)."""
-    from claude_nb.bridge import ClaudeBridge
-    sandbox.apply()
-    bridge = ClaudeBridge()
+def chat_body(history: list[dict]) -> dict:
+    return {"model": "sonnet", "max_tokens": 4096, "stream": True, "messages": history}
+
+
+def chat_ttfts(sandbox: Sandbox, runs: int, pause: float) -> dict[str, list[float]]:
+    """Second chat turn through the server: kept process (session header) vs transcript resume."""
+    server = sandbox.servers[0]
     out = {"chat turn 2, session kept": [], "chat turn 2, resumed cold": []}
-
-    async def ttft(body, **kw):
-        started = time.perf_counter()
-        first, text = None, []
-        async for event in bridge.stream(body, **kw):
-            if event["type"] == "content_block_delta" and event["delta"].get("type") == "text_delta":
-                first = first or time.perf_counter() - started
-                text.append(event["delta"]["text"])
-        return first, "".join(text)
-
-    try:
+    with httpx.Client() as client:
         for i in range(runs):
+            session = {"claude-nb-session": f"bench-chat-{i}"}
             history = [{"role": "user", "content": f"my name is Ada {i}"}]
-            _, answer = await ttft({"model": "sonnet", "max_tokens": 1024, "messages": history},
-                                   session=f"chat{i}")
-            history += [{"role": "assistant", "content": answer},
+            first = stream_request(client, server, chat_body(history), session)
+            history += [{"role": "assistant", "content": first["text"]},
                         {"role": "user", "content": "what is my name?"}]
-            body = {"model": "sonnet", "max_tokens": 1024, "messages": history}
-            await asyncio.sleep(pause)
-            out["chat turn 2, resumed cold"].append((await ttft(body))[0])
-            await asyncio.sleep(pause)
-            out["chat turn 2, session kept"].append((await ttft(body, session=f"chat{i}"))[0])
-            await bridge.end_session(f"chat{i}")
-        out["_pool"] = bridge.pool.stats()
-    finally:
-        await bridge.close()
+            time.sleep(pause)
+            out["chat turn 2, resumed cold"].append(
+                stream_request(client, server, chat_body(history))["ttft"])
+            time.sleep(pause)
+            out["chat turn 2, session kept"].append(
+                stream_request(client, server, chat_body(history), session)["ttft"])
+            client.delete(server.url + f"claude_nb/sessions/bench-chat-{i}", headers=server.headers)
+    out["_pool"] = server.health().get("pool")
     return out
 
 
@@ -107,11 +98,11 @@ def main() -> None:
               f"(target <= 0.2, stretch 0.1)")
         print(f"server pool counters: {results['_pool']}")
         if not args.no_chat:
-            chat = asyncio.run(chat_ttfts(sandbox, max(3, args.runs // 2), args.pause))
+            chat = chat_ttfts(sandbox, max(3, args.runs // 2), args.pause)
             print()
             report(chat, "chat turn 2, resumed cold", ["chat turn 2, session kept",
                                                        "chat turn 2, resumed cold"])
-            print(f"bridge pool counters: {chat['_pool']}")
+            print(f"server pool counters: {chat['_pool']}")
 
 
 if __name__ == "__main__":
