@@ -82,6 +82,31 @@ async def warm(bridge, template=None):
     await wait_until(lambda: len(bridge.pool.idle) >= bridge.pool_max_idle, what="the warm processes")
 
 
+def die_after_taking_a_turn(proc):
+    """The process takes the next user turn on its stdin, then dies before a word."""
+    send_user = proc.send_user
+
+    async def send_then_die(content):
+        await send_user(content)
+        os.kill(proc.pid, signal.SIGKILL)
+    proc.send_user = send_then_die
+
+
+async def chat_second_turn_survives(bridge, upstream, session, between):
+    """Turn 1 of a chat, then `between(pid of its process)`, then turn 2: answered whole, by
+    another process, with both turns upstream."""
+    history = [{"role": "user", "content": "remember 42"}]
+    text, pid = await ask(bridge, {"model": "sonnet", "max_tokens": 64, "messages": history},
+                          session=session)
+    between(pid)
+    history += [{"role": "assistant", "content": [{"type": "text", "text": text}]},
+                {"role": "user", "content": "what number?"}]
+    text, second = await ask(bridge, {"model": "sonnet", "max_tokens": 64, "messages": history},
+                             session=session)
+    assert text == "You said: what number?" and second != pid
+    assert upstream.message_requests[-1].user_texts() == ["remember 42", "what number?"]
+
+
 async def test_warm_process_serves_one_request_and_nothing_leaks(bridge, upstream):
     await warm(bridge)
     first_idle = idle_pids(bridge)
@@ -166,12 +191,7 @@ async def test_process_dying_as_it_is_handed_out_does_not_fail_the_request(bridg
     bridge.pool_max_idle = 1
     await warm(bridge)
     (entry,) = bridge.pool.idle
-    send_user = entry.proc.send_user
-
-    async def send_then_die(content):
-        await send_user(content)
-        os.kill(entry.proc.pid, signal.SIGKILL)
-    entry.proc.send_user = send_then_die
+    die_after_taking_a_turn(entry.proc)
 
     text, pid = await ask(bridge, body("are you there?"))
     assert text == "You said: are you there?"
@@ -181,23 +201,8 @@ async def test_process_dying_as_it_is_handed_out_does_not_fail_the_request(bridg
 
 
 async def test_chat_process_dying_as_it_takes_the_next_turn_does_not_fail_it(bridge, upstream):
-    history = [{"role": "user", "content": "remember 42"}]
-    text, pid = await ask(bridge, {"model": "sonnet", "max_tokens": 64, "messages": history},
-                          session="chat-9")
-    kept = bridge.pool.sessions["chat-9"].proc
-    send_user = kept.send_user
-
-    async def send_then_die(content):
-        await send_user(content)
-        os.kill(kept.pid, signal.SIGKILL)
-    kept.send_user = send_then_die
-
-    history += [{"role": "assistant", "content": [{"type": "text", "text": text}]},
-                {"role": "user", "content": "what number?"}]
-    text, second = await ask(bridge, {"model": "sonnet", "max_tokens": 64, "messages": history},
-                             session="chat-9")
-    assert text == "You said: what number?" and second != pid
-    assert upstream.message_requests[-1].user_texts() == ["remember 42", "what number?"]
+    await chat_second_turn_survives(
+        bridge, upstream, "chat-9", lambda pid: die_after_taking_a_turn(bridge.pool.sessions["chat-9"].proc))
 
 
 async def test_prewarm_fills_the_idle_cap_and_a_burst_finds_every_process_warm(bridge, upstream):
@@ -305,18 +310,11 @@ async def test_chat_session_keeps_its_process_and_upstream_gets_every_turn(bridg
 
 
 async def test_chat_session_survives_its_process_dying(bridge, upstream):
-    history = [{"role": "user", "content": "remember 42"}]
-    text, pid = await ask(bridge, {"model": "sonnet", "max_tokens": 64, "messages": history},
-                          session="chat-2")
-    os.kill(pid, signal.SIGKILL)
-    while pid_running(pid):
-        time.sleep(0.001)
-    history += [{"role": "assistant", "content": [{"type": "text", "text": text}]},
-                {"role": "user", "content": "what number?"}]
-    text, second = await ask(bridge, {"model": "sonnet", "max_tokens": 64, "messages": history},
-                             session="chat-2")
-    assert text == "You said: what number?" and second != pid
-    assert upstream.message_requests[-1].user_texts() == ["remember 42", "what number?"]
+    def kill(pid):
+        os.kill(pid, signal.SIGKILL)
+        while pid_running(pid):
+            time.sleep(0.001)
+    await chat_second_turn_survives(bridge, upstream, "chat-2", kill)
 
 
 async def test_chat_session_is_not_kept_when_the_settings_change(bridge, upstream):
