@@ -164,6 +164,10 @@ async def test_quickstart_through_the_server(server, kernel_env, upstream, tmp_p
     server_env = await published_env(server, kernel_env)
     nb, client = await execute("quickstart.ipynb", server_env, tmp_path)
     check_quickstart(nb, client, upstream, "server")
+    # The chat's follow-up cell went to the CLI process its first cell left (the kernel sent
+    # its session key); `%claude reset` ended that one, so only the chat after it is kept.
+    pool = next(iter(server.extension_manager.extension_apps["server_ext"])).bridge.pool
+    assert pool.counts["session_hits"] >= 1 and len(pool.sessions) == 1
 
 
 async def test_sdk_notebook_through_the_server(server, kernel_env, upstream, tmp_path):
