@@ -94,6 +94,15 @@ def _isolated_data_dir(monkeypatch, tmp_path):
 
 
 @pytest.fixture(autouse=True)
+def _no_uncaught_server_exceptions(caplog):
+    """A handler that raises past our error envelopes is a server bug, whatever the test asserts."""
+    yield
+    records = caplog.get_records("setup") + caplog.get_records("call") + caplog.records
+    uncaught = [r.getMessage()[:300] for r in records if "Uncaught exception" in r.getMessage()]
+    assert not uncaught, uncaught
+
+
+@pytest.fixture(autouse=True)
 def _fresh_cli_status():
     """/health caches `claude auth status` for 30 s per CLI path; each test has its own login."""
     from claude_nb.bridge import status

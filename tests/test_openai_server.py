@@ -52,6 +52,15 @@ async def test_stream_with_usage(client, cli_env, upstream):
     assert chunks[-1].choices == [] and chunks[-1].usage.completion_tokens == 5
 
 
+async def test_stream_ends_with_done_and_a_clean_finish(jp_fetch, claude_app, cli_env, upstream, caplog):
+    # OpenAI's stream ends with `data: [DONE]`; clients that wait for it must get it.
+    resp = await jp_fetch("v1", "chat", "completions", method="POST", body=json.dumps(
+        {"model": "sonnet", "stream": True, "messages": [{"role": "user", "content": "hi"}]}))
+    assert resp.code == 200
+    assert resp.body.endswith(b"data: [DONE]\n\n")
+    assert not [r for r in caplog.records if r.exc_info or "Uncaught exception" in r.getMessage()]
+
+
 async def test_tool_call(client, cli_env, upstream):
     upstream.push(Reply.tool_use("mcp__client__get_weather", {"city": "Paris"}))
     completion = await client.chat.completions.create(

@@ -147,7 +147,9 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
                     event = finished.result()
                 except StopAsyncIteration:
                     break
-                if str(event.get("type", "")).startswith(INTERNAL_EVENT_PREFIX):
+                # Internal events (final usage) stay in-process; other items (a writer's own
+                # end marker) are the encoder's to write.
+                if isinstance(event, dict) and str(event.get("type", "")).startswith(INTERNAL_EVENT_PREFIX):
                     continue
                 if not started:
                     self._start_sse()
