@@ -34,6 +34,7 @@ from .protocol.errors import AnthropicError
 from .protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from .protocol.sse import iter_sse
 from .protocol.validation import SESSION_HEADER
+
 READ_TIMEOUT = 600.0        # as the official SDK: the server pings on long waits
 URL_ENV, TOKEN_ENV = "CLAUDE_NB_URL", "CLAUDE_NB_TOKEN"
 

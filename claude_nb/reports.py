@@ -99,6 +99,14 @@ def _one(query: Mapping, name: str) -> str | None:
     return values[0] if values else None
 
 
+def _starting_at(query: Mapping) -> str:
+    """Both reports require it."""
+    starting_at = _one(query, "starting_at")
+    if starting_at is None:
+        raise InvalidRequest("starting_at: Field required (an RFC 3339 timestamp)")
+    return starting_at
+
+
 def _limit(value, width: str, table: dict) -> int:
     default, maximum = table[width]
     return parse_limit(value, default=default, maximum=maximum, context=f"with bucket_width {width}")
@@ -234,9 +242,7 @@ def usage_report_from_query(store: Store, query: Mapping, *, now: float | None =
     _reject_unknown(query, {"starting_at", "ending_at", "bucket_width", "group_by", "models",
                             "api_key_ids", "workspace_ids", "service_tiers", "context_window",
                             "limit", "page"})
-    starting_at = _one(query, "starting_at")
-    if starting_at is None:
-        raise InvalidRequest("starting_at: Field required (an RFC 3339 timestamp)")
+    starting_at = _starting_at(query)
     return usage_report(
         store, starting_at=starting_at, ending_at=_one(query, "ending_at"),
         bucket_width=_one(query, "bucket_width") or "1d", group_by=_values(query, "group_by"),
@@ -333,9 +339,7 @@ def split_cost(run: RunRow) -> list[tuple[str, Decimal]]:
 def cost_report_from_query(store: Store, query: Mapping, *, now: float | None = None) -> dict:
     _reject_unknown(query, {"starting_at", "ending_at", "bucket_width", "group_by",
                             "workspace_ids", "limit", "page"})
-    starting_at = _one(query, "starting_at")
-    if starting_at is None:
-        raise InvalidRequest("starting_at: Field required (an RFC 3339 timestamp)")
+    starting_at = _starting_at(query)
     return cost_report(
         store, starting_at=starting_at, ending_at=_one(query, "ending_at"),
         bucket_width=_one(query, "bucket_width") or "1d", group_by=_values(query, "group_by"),

@@ -10,8 +10,9 @@ The rules:
   cold start and marks its spec as wanted, so the next request with that spec finds one warm.
 - At most `ClaudeBridge.pool_max_idle` processes wait (idle, starting, kept for a chat, or being
   retired). Room under that cap is filled with the spec wanted last, so a burst of requests
-  like the last one finds up to `pool_max_idle` warm processes, not one. Running ones are capped by the bridge's limiter, so the total never exceeds
-  `max_concurrency + pool_max_idle`. When room is needed, the spec used least recently goes.
+  like the last one finds up to `pool_max_idle` warm processes, not one. Running ones are
+  capped by the bridge's limiter, so the total never exceeds `max_concurrency + pool_max_idle`.
+  When room is needed, the spec used least recently goes.
 - Waiting processes retire after `pool_idle_timeout`; one that died (or was killed from
   outside) is noticed, dropped and replaced, and is never handed to a request.
 - A chat session (`bridge.stream(..., session=key)`) keeps its process between turns: the CLI
