@@ -2,7 +2,9 @@
 
 Runs in a thread on 127.0.0.1 (so tests' own event loops never block it). Tests queue `Reply`
 scripts with `push()`; without one, a request is answered "You said: <last user text>", which
-makes answers to concurrent requests tell themselves apart.
+makes answers to concurrent requests tell themselves apart. It speaks the wire format the newest
+CLI meets: SSE when the request says `stream: true`, a whole JSON Message otherwise; `Recorded`
+tells the caller's turns from the `role: "system"` notes and tool placeholders CLIs add.
 """
 from __future__ import annotations
 
@@ -36,6 +38,19 @@ class Recorded:
             out += [b["text"] for b in blocks
                     if b.get("type") == "text" and not b["text"].startswith("<system-reminder>")]
         return out
+
+    def conversation(self) -> list:
+        """The user/assistant turns, without the `role: "system"` notes newer CLIs add."""
+        return [m for m in self.messages if m.get("role") in ("user", "assistant")]
+
+    def client_tools(self) -> list:
+        """The tools the model was offered, without the CLI's own placeholders."""
+        tools = (self.body or {}).get("tools") or [] if isinstance(self.body, dict) else []
+        return [t for t in tools if t.get("name") != "DeferredToolPlaceholder"]
+
+    def asks_for_thinking(self) -> bool:
+        thinking = (self.body or {}).get("thinking") if isinstance(self.body, dict) else None
+        return bool(thinking) and thinking.get("type") != "disabled"
 
     def system_text(self) -> str:
         system = (self.body or {}).get("system") or []
@@ -126,7 +141,10 @@ class FakeUpstream:
                     return self._json(reply.status, {"type": "error", "error": {
                         "type": reply.error_type, "message": reply.error_message}}, reply.headers)
                 try:
-                    self._stream(rec, reply)
+                    if isinstance(rec.body, dict) and rec.body.get("stream") is True:
+                        self._stream(rec, reply)
+                    else:
+                        self._json(200, upstream.message_for(rec, reply), reply.headers)
                 except (BrokenPipeError, ConnectionResetError):
                     pass
 
@@ -208,6 +226,23 @@ class FakeUpstream:
             return self.responder(rec)
         texts = rec.user_texts()
         return Reply.text("You said: " + (texts[-1] if texts else ""))
+
+    def message_for(self, rec: Recorded, reply: Reply) -> dict:
+        """The whole Message the API returns when a request does not ask to stream."""
+        content = []
+        for index, block in enumerate(reply.blocks):
+            if block[0] == "text":
+                content.append({"type": "text", "text": block[1]})
+            elif block[0] == "thinking":
+                content.append({"type": "thinking", "thinking": block[1], "signature": f"sig_{index}"})
+            elif block[0] == "tool_use":
+                content.append({"type": "tool_use", "id": f"toolu_fake{index}", "name": block[1],
+                                "input": block[2]})
+        return {"id": "msg_fake" + str(len(self.requests)), "type": "message", "role": "assistant",
+                "model": (rec.body or {}).get("model", "claude-sonnet-5"), "content": content,
+                "stop_reason": reply.stop_reason, "stop_sequence": None,
+                "usage": {"input_tokens": reply.input_tokens, "output_tokens": reply.output_tokens,
+                          "cache_creation_input_tokens": 0, "cache_read_input_tokens": 0}}
 
     def push(self, *replies: Reply) -> None:
         with self._lock:

@@ -53,7 +53,7 @@ async def test_tool_call_round_trip(llm, upstream):
     final = await with_tools.ainvoke([question, call, result])
     assert final.content == "It is sunny in Paris."
     sent = upstream.message_requests[-1]
-    tool_results = [b for m in sent.messages if m["role"] == "user" and isinstance(m["content"], list)
+    tool_results = [b for m in sent.conversation() if m["role"] == "user" and isinstance(m["content"], list)
                     for b in m["content"] if b.get("type") == "tool_result"]
     assert len(tool_results) == 1 and "sunny in Paris" in str(tool_results[0]["content"])
 
@@ -62,4 +62,4 @@ async def test_structured_output(llm, upstream):
     upstream.push(Reply.tool_use("mcp__client__Planet", {"name": "Mars", "moons": 2}))
     planet = await llm.with_structured_output(Planet).ainvoke("Facts about Mars")
     assert planet == Planet(name="Mars", moons=2)
-    assert [t["name"] for t in upstream.message_requests[-1].body["tools"]] == ["mcp__client__Planet"]
+    assert [t["name"] for t in upstream.message_requests[-1].client_tools()] == ["mcp__client__Planet"]

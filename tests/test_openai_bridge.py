@@ -87,11 +87,11 @@ async def test_tool_result_follow_up_reaches_upstream(bridge, upstream):
         {"role": "tool", "tool_call_id": call["id"], "content": "18C and sunny"}]))
     assert second["choices"][0]["message"]["content"] == "It is 18C in Paris."
     sent = upstream.message_requests[-1]
-    roles = [m["role"] for m in sent.messages]
+    roles = [m["role"] for m in sent.conversation()]
     assert roles[:3] == ["user", "assistant", "user"]
-    tool_use = [b for b in sent.messages[1]["content"] if b.get("type") == "tool_use"]
+    tool_use = [b for b in sent.conversation()[1]["content"] if b.get("type") == "tool_use"]
     assert tool_use[0]["id"] == call["id"] and tool_use[0]["input"] == {"city": "Paris"}
-    results = [b for m in sent.messages if m["role"] == "user" and isinstance(m["content"], list)
+    results = [b for m in sent.conversation() if m["role"] == "user" and isinstance(m["content"], list)
                for b in m["content"] if b.get("type") == "tool_result"]
     assert results[0]["tool_use_id"] == call["id"]
     assert "18C and sunny" in json.dumps(results[0]["content"])
@@ -119,7 +119,7 @@ async def test_json_schema_response_format(bridge, upstream):
     assert out["choices"][0]["finish_reason"] == "stop"
     assert "tool_calls" not in out["choices"][0]["message"]
     sent = upstream.message_requests[-1]
-    structured = [t for t in sent.body["tools"] if t["name"] == "StructuredOutput"]
+    structured = [t for t in sent.client_tools() if t["name"] == "StructuredOutput"]
     assert structured and structured[0]["input_schema"]["properties"] == schema["properties"]
 
 
@@ -137,7 +137,7 @@ async def test_images_reach_upstream(bridge, upstream):
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}},
         {"type": "image_url", "image_url": {"url": "https://example.com/cat.jpg"}}]}]))
     sent = upstream.message_requests[-1]
-    images = [b for m in sent.messages if m["role"] == "user" and isinstance(m["content"], list)
+    images = [b for m in sent.conversation() if m["role"] == "user" and isinstance(m["content"], list)
               for b in m["content"] if b.get("type") == "image"]
     assert {"type": "base64", "media_type": "image/png", "data": PNG} in [i["source"] for i in images]
     assert {"type": "url", "url": "https://example.com/cat.jpg"} in [i["source"] for i in images]

@@ -97,7 +97,7 @@ async def test_tool_result_round_trip(client, cli_env, upstream):
     assert second.choices[0].message.content == "18C in Paris."
     sent = upstream.message_requests[-1]
     assert any(b.get("type") == "tool_result" and b["tool_use_id"] == call.id
-               for m in sent.messages if isinstance(m["content"], list) for b in m["content"])
+               for m in sent.conversation() if isinstance(m["content"], list) for b in m["content"])
 
 
 class Answer(BaseModel):
@@ -110,7 +110,7 @@ async def test_json_schema_parse(client, cli_env, upstream):
     completion = await client.chat.completions.parse(
         model="sonnet", response_format=Answer, messages=[{"role": "user", "content": "6*7 apples?"}])
     assert completion.choices[0].message.parsed == Answer(answer=42, unit="apples")
-    tools = {t["name"]: t for t in upstream.message_requests[-1].body["tools"]}
+    tools = {t["name"]: t for t in upstream.message_requests[-1].client_tools()}
     assert set(tools["StructuredOutput"]["input_schema"]["properties"]) == {"answer", "unit"}
 
 
@@ -119,7 +119,7 @@ async def test_image(client, cli_env, upstream):
         {"type": "text", "text": "What is in this image?"},
         {"type": "image_url", "image_url": {"url": f"data:image/png;base64,{PNG}"}}]}])
     sent = upstream.message_requests[-1]
-    images = [b["source"] for m in sent.messages if isinstance(m["content"], list)
+    images = [b["source"] for m in sent.conversation() if isinstance(m["content"], list)
               for b in m["content"] if b.get("type") == "image"]
     assert images == [{"type": "base64", "media_type": "image/png", "data": PNG}]
 

@@ -125,7 +125,7 @@ async def test_warm_process_serves_one_request_and_nothing_leaks(bridge, upstrea
     sent = upstream.message_requests[-1]
     assert "PELICAN" not in str(sent.body)
     assert sent.user_texts() == ["what was the secret word?"]
-    assert [m["role"] for m in sent.messages] == ["user"]
+    assert [m["role"] for m in sent.conversation()] == ["user"]
 
 
 async def test_warm_process_answers_like_a_cold_one(bridge, upstream):
@@ -287,9 +287,9 @@ async def test_chat_session_keeps_its_process_and_upstream_gets_every_turn(bridg
     assert text == "You said: what is my name?"
     assert second_pid == first_pid and bridge.pool.counts["session_hits"] == 1
     sent = upstream.message_requests[-1]
-    assert [m["role"] for m in sent.messages] == ["user", "assistant", "user"]
+    assert [m["role"] for m in sent.conversation()] == ["user", "assistant", "user"]
     assert sent.user_texts() == ["my name is Ada", "what is my name?"]
-    assert sent.messages[1]["content"][0]["text"] == "You said: my name is Ada"
+    assert sent.conversation()[1]["content"][0]["text"] == "You said: my name is Ada"
 
     # An edited history is not what the process holds: a fresh process gets the edited turns.
     edited = [{"role": "user", "content": "my name is Grace"},
