@@ -220,6 +220,10 @@ class Transport:
     def describe(self) -> str:
         return self.kind
 
+    def cli_status(self) -> dict:
+        """The answering CLI: found, version and supported window, warnings, logged in."""
+        raise NotImplementedError
+
 
 def _query(params: dict | None) -> str:
     """Anthropic's query style: arrays as `key[]=a&key[]=b`; None values left out."""
@@ -323,6 +327,9 @@ class HttpTransport(Transport):
             except (OSError, AttributeError):
                 pass
         return self._events(response, request_id), request_id, abort
+
+    def cli_status(self) -> dict:
+        return self.request("GET", "health")["cli"]
 
     def end_session(self, session: str) -> None:
         self.request("DELETE", "claude_nb/sessions/" + quote(session, safe=""))
@@ -461,6 +468,10 @@ class InProcessTransport(Transport):
             handoff.put(("end", None))
         return (self._events(body, source, session, request_id, handoff, control), request_id,
                 abort)
+
+    def cli_status(self) -> dict:
+        from .bridge.status import cli_status
+        return self.run(cli_status(self.bridge.cli_path))
 
     def end_session(self, session: str) -> None:
         if self._loop is not None and self._bridge is not None:

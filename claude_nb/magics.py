@@ -13,14 +13,13 @@ import argparse
 import json
 import re
 import shlex
-import subprocess
 import sys
 
 from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, Unicode
 
-from .client import (DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Claude, ClaudeError, InProcessTransport,
+from .client import (DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Claude, ClaudeError,
                      new_session_key)
 from .protocol.errors import AnthropicError
 from .display import LiveView, Rendered, in_kernel
@@ -266,8 +265,7 @@ class ClaudeMagics(Magics):
         lines = [f"transport:    {transport.describe()}",
                  f"model:        {self.model} (max_tokens {self.max_tokens}, format {self.format})",
                  f"conversation: {len(self.conversation) // 2} exchange(s)"]
-        if isinstance(transport, InProcessTransport):
-            lines.append("cli:          " + _cli_status(transport))
+        lines.append("cli:          " + _cli_status(transport))
         if self.last_answer is not None:
             a = self.last_answer
             usage = a.usage or {}
@@ -285,20 +283,21 @@ class _Table:
         return {"text/markdown": self.markdown, "text/plain": self.plain}
 
 
-def _cli_status(transport: InProcessTransport) -> str:
-    """Where the CLI is and whether it is logged in (`claude auth status` makes no request)."""
+def _cli_status(transport) -> str:
+    """Which CLI answers, its version against the supported window, and whether it is logged
+    in (`claude auth status` makes no request)."""
     try:
-        path = transport.bridge.cli_executable()
-    except AnthropicError as exc:
-        return exc.message
-    try:
-        out = subprocess.run([path, "auth", "status"], capture_output=True, text=True, timeout=20)
-        info = json.loads(out.stdout or "{}")
-    except (OSError, ValueError, subprocess.TimeoutExpired):
-        return path
-    state = "logged in" if info.get("loggedIn") else "NOT logged in (run `claude` in a terminal and log in)"
-    method = info.get("authMethod")
-    return f"{path} ({state}{', ' + method if method and info.get('loggedIn') else ''})"
+        cli = transport.cli_status()
+    except (AnthropicError, OSError) as exc:
+        return f"unknown ({exc})"
+    if not cli.get("found"):
+        return cli.get("message") or "not found"
+    window = cli.get("supported") or {}
+    state = ("logged in" + (f", {cli['auth_method']}" if cli.get("auth_method") else "")
+             if cli.get("logged_in") else "NOT logged in (run `claude` in a terminal and log in)")
+    line = (f"{cli.get('path')} version {cli.get('version') or 'unknown'} (supported "
+            f"{window.get('oldest')} to {window.get('newest_tested')} tested; {state})")
+    return "\n".join([line] + [f"              warning: {w}" for w in cli.get("warnings") or []])
 
 
 def load_ipython_extension(shell) -> None:

@@ -96,6 +96,7 @@ class ClaudeNbApp(ExtensionApp):
         await self.start_batch_runner()
         self.log.info("claude_nb: Anthropic-compatible API at %sv1/", serverapp.connection_url)
         self.health_sections["pool"] = self.bridge.pool_status
+        await self.bridge.check_cli()
         await self.bridge.start_pool()          # prewarm: the first request answers warm
 
     async def start_batch_runner(self):

@@ -18,7 +18,7 @@ async def test_single_turn_answer_and_usage_recorded(bridge, upstream):
     assert message["stop_reason"] == "end_turn"
     sent = upstream.message_requests[-1]
     assert sent.body["max_tokens"] == 50
-    assert sent.body["thinking"] == {"type": "disabled"}
+    assert not sent.asks_for_thinking()
     assert sent.user_texts() == ["hi there"]
     assert len(runs) == 1 and runs[0].status == "succeeded" and runs[0].cost_usd > 0
 
@@ -31,9 +31,9 @@ async def test_history_reaches_upstream_as_real_turns(bridge, upstream):
     message = await bridge.create(body)
     assert message["content"][0]["text"] == "You said: second question"
     sent = upstream.message_requests[-1]
-    roles = [m["role"] for m in sent.messages]
+    roles = [m["role"] for m in sent.conversation()]
     assert roles == ["user", "assistant", "user"]
-    assert sent.messages[1]["content"][0]["text"] == "first answer"
+    assert sent.conversation()[1]["content"][0]["text"] == "first answer"
     assert sent.user_texts() == ["first question", "second question"]
     assert "Answer tersely." in sent.system_text()
 

@@ -73,12 +73,18 @@ def assert_wellformed(events):
     assert [e["type"] for e in events].count("message_delta") == 1
 
 
+# What CLIs newer than 2.1.197 append to a resumed last turn that starts with tool_result (they
+# take a blank resume prompt as unset; docs/compatibility.md): a zero-width space, no words.
+RESUME_FILLER = "\u200b"
+
+
 def upstream_turns(upstream):
-    """The last upstream request's turns, without the CLI's date reminder."""
+    """The last upstream request's turns, without the CLI's date reminder and system notes."""
     turns = []
-    for m in upstream.message_requests[-1].messages:
+    for m in upstream.message_requests[-1].conversation():
         blocks = [{k: v for k, v in b.items() if k != "cache_control"} for b in m["content"]
-                  if not (b.get("type") == "text" and b["text"].startswith("<system-reminder>"))]
+                  if not (b.get("type") == "text" and (b["text"].startswith("<system-reminder>")
+                                                       or b["text"] == RESUME_FILLER))]
         turns.append({"role": m["role"], "content": blocks})
     return turns
 
@@ -213,7 +219,7 @@ async def test_thinking_streams_back_with_its_signature(bridge, upstream, mode):
 
 @pytest.mark.parametrize("model, sent", [
     # Models that take a budget get it; the newest ones think adaptively and ignore it.
-    ("haiku", {"type": "enabled", "budget_tokens": 2000}),
+    ("claude-haiku-4-5-20251001", {"type": "enabled", "budget_tokens": 2000}),
     ("claude-sonnet-4-6", {"type": "enabled", "budget_tokens": 2000}),
     ("claude-opus-4-6", {"type": "enabled", "budget_tokens": 2000}),
     ("sonnet", {"type": "adaptive"}),
@@ -230,7 +236,7 @@ async def test_thinking_budget_reaches_upstream_as_the_model_allows(bridge, upst
     ("sonnet", {"type": "adaptive"}),
     ("claude-opus-4-6", {"type": "adaptive"}),
     # Models without adaptive thinking get the largest budget max_tokens allows.
-    ("haiku", {"type": "enabled", "budget_tokens": 3999}),
+    ("claude-haiku-4-5-20251001", {"type": "enabled", "budget_tokens": 3999}),
 ])
 async def test_adaptive_thinking_reaches_upstream(bridge, upstream, model, sent):
     request = body("hi", thinking={"type": "adaptive"}, max_tokens=4000)
@@ -256,17 +262,18 @@ async def test_an_unknown_thinking_display_is_a_400(bridge, upstream):
 async def test_no_thinking_unless_asked(bridge, upstream, thinking, mode):
     request = body("hi") if thinking is None else body("hi", thinking=thinking)
     _, message = await ask(bridge, request, mode)
-    assert upstream.message_requests[-1].body["thinking"] == {"type": "disabled"}
+    assert not upstream.message_requests[-1].asks_for_thinking()
     assert [b["type"] for b in message["content"]] == ["text"]
 
 
-async def test_models_that_reject_disabled_thinking_get_no_thinking_field(bridge, upstream):
-    # Measured: the CLI leaves `thinking` out for models it knows reject `disabled` (and for
-    # ids newer than its own model list), so the model's own default applies.
+@pytest.mark.parametrize("model", ["sonnet", "opus", "claude-opus-5-5", "claude-sonnet-4-6"])
+async def test_no_thinking_unless_asked_whatever_the_model(bridge, upstream, model):
+    # Newer CLIs turn `disabled` into `adaptive` for models they hold cannot switch thinking
+    # off; upstream must still get a request that does not think (no `thinking`, or disabled).
     request = body("hi")
-    request["model"] = "claude-opus-5-5"
+    request["model"] = model
     await bridge.create(request)
-    assert "thinking" not in upstream.message_requests[-1].body
+    assert not upstream.message_requests[-1].asks_for_thinking()
 
 
 @pytest.mark.parametrize("effort", ["low", "medium", "high", "xhigh", "max"])
@@ -365,7 +372,7 @@ async def test_client_tool_call_comes_back_to_the_client(bridge, upstream, mode)
         assert json.loads("".join(pieces)) == {"city": "Paris"}
     # One upstream request: the CLI did not run the tool and ask again; the run is billed.
     assert len(upstream.message_requests) == 1
-    sent_tools = {t["name"]: t for t in upstream.message_requests[-1].body["tools"]}
+    sent_tools = {t["name"]: t for t in upstream.message_requests[-1].client_tools()}
     assert set(sent_tools) == {"mcp__client__get_weather", "mcp__client__get_time"}
     assert sent_tools["mcp__client__get_weather"]["input_schema"] == WEATHER["input_schema"]
     assert sent_tools["mcp__client__get_weather"]["description"] == WEATHER["description"]
@@ -412,7 +419,7 @@ async def test_tool_choice_is_asked_for_in_the_system_prompt(bridge, upstream, c
     upstream.push(Reply.tool_use("mcp__client__get_time", {"tz": "UTC"}))
     _, message = await ask(bridge, body("Time?", tools=[WEATHER, CLOCK], tool_choice=choice), mode)
     sent = upstream.message_requests[-1]
-    assert {t["name"] for t in sent.body["tools"]} == {"mcp__client__get_weather", "mcp__client__get_time"}
+    assert {t["name"] for t in sent.client_tools()} == {"mcp__client__get_weather", "mcp__client__get_time"}
     assert "tool_choice" not in sent.body          # the CLI never sends one
     if instruction:
         assert instruction in sent.system_text()

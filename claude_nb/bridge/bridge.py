@@ -20,7 +20,8 @@ from ..protocol.errors import (AnthropicError, ApiFailure, AuthenticationFailed,
                                error_for_status)
 from ..protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from .cli_output import checked_event, clean_result
-from .command import LaunchSpec, find_cli
+from .cli_info import CliInfo, cli_info_async
+from .command import CliNotFound, LaunchSpec, find_cli
 from .events import EventTranslator, MessageAccumulator, normalize_usage
 from .limiter import BACKGROUND, LIVE, Limiter
 from .plan import FileResolver, RunPlan, plan_request
@@ -129,6 +130,20 @@ class ClaudeBridge(LoggingConfigurable):
 
     def cli_executable(self) -> str:
         return find_cli(self.cli_path)
+
+    async def check_cli(self) -> CliInfo | None:
+        """Learn the installed CLI's version and log what matters about it (the server calls
+        this at startup): not found, older than supported, newer than tested."""
+        try:
+            path = self.cli_executable()
+        except CliNotFound as exc:
+            self.log.warning("claude_nb: %s", exc.message)
+            return None
+        info = await cli_info_async(path)
+        self.log.info("claude_nb: Claude Code CLI %s at %s", info.version_text, path)
+        for warning in info.warnings():
+            self.log.warning("claude_nb: %s", warning)
+        return info
 
     async def start_pool(self) -> None:
         """Start the warm pool with the `pool_prewarm` processes (the server calls this at
@@ -300,12 +315,12 @@ class ClaudeBridge(LoggingConfigurable):
                     if isinstance(line.get("model"), str):
                         model = line["model"] or model
             if result is not None:
-                if translator.awaiting_verdict:
+                error = self._result_error(result, translator)
+                if error is None and translator.awaiting_verdict and plan.structured:
                     error = self._structured_error(result, translator)
-                    if error is None:
-                        for out in translator.release():
-                            yield out
-                error = error or self._result_error(result, translator)
+                if error is None and translator.awaiting_verdict and not translator.ended_without_reason:
+                    for out in translator.release():
+                        yield out
                 usage = normalize_usage(result.get("usage"))
                 if error is None and not translator.finished:
                     error = ApiFailure("The answer was cut off: the upstream stream ended before the "
@@ -352,7 +367,7 @@ class ClaudeBridge(LoggingConfigurable):
         subtype = result.get("subtype")
         if not result.get("is_error"):
             return None
-        if subtype == "error_max_turns" and translator.finished:
+        if subtype == "error_max_turns" and translator.upstream_done:
             return None      # a client tool call ended the turn: the message is complete
         text = str(result.get("result") or result.get("errors") or subtype or "unknown error")
         status = result.get("api_error_status")

@@ -15,6 +15,7 @@ import time
 from collections import deque
 
 from ..protocol.errors import ApiFailure
+from .cli_info import UPGRADE_HINT, cli_info_async, version_text, OLDEST_SUPPORTED
 from .command import INSTALL_HINT, LaunchSpec, build_argv, build_env, find_cli
 
 # One stdout line can carry a whole message with images: allow large lines.
@@ -56,12 +57,17 @@ class CliProcess:
 
     async def start(self) -> "CliProcess":
         cli = find_cli(self.cli_path)
+        info = await cli_info_async(cli)
+        if info.too_old:
+            raise ApiFailure(f"The Claude Code CLI at {cli} is version {info.version_text}; claude-nb "
+                             f"needs {version_text(OLDEST_SUPPORTED)} or newer. " + UPGRADE_HINT,
+                             should_retry=False)
         if self.workdir is None:
             self.workdir = private_workdir()
         argv = build_argv(cli, self.spec, allow_tools=self.allow_tools)
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=self.workdir, env=build_env(self.spec, self.base_env),
+                *argv, cwd=self.workdir, env=build_env(self.spec, self.base_env, info),
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT, start_new_session=True)
         except OSError as exc:       # not a program (a broken install), no permission, no memory

@@ -28,7 +28,8 @@ class HealthHandler(ApiHandler):
         cli = await cli_status(self.bridge.cli_path, fresh=self.get_query_argument("fresh", "") == "1")
         limiter = self.bridge.limiter
         body = {
-            "status": "ok" if cli["found"] and cli["logged_in"] else "degraded",
+            "status": ("ok" if cli["found"] and cli["logged_in"] and cli["supported"]["ok"]
+                       else "degraded"),
             "cli": cli,
             "concurrency": {"limit": limiter.capacity, "active": limiter.active,
                             "queued": limiter.queued},

@@ -17,6 +17,10 @@ import time
 
 MODE = os.environ.get("FAKE_CLAUDE_MODE", "echo")
 
+if "--version" in sys.argv[1:]:
+    print(os.environ.get("FAKE_CLAUDE_VERSION", "2.1.332") + " (Claude Code)")
+    sys.exit(0)
+
 
 def emit(obj) -> None:
     sys.stdout.write(json.dumps(obj) + "\n")
