@@ -22,7 +22,7 @@ from typing import Iterable, Mapping
 
 from .bridge.pricing import estimate_cost
 from .protocol.errors import InvalidRequest
-from .protocol.models import ALIASES
+from .protocol.models import ids_for_name
 from .protocol.paging import parse_limit
 from .protocol.times import parse_rfc3339, rfc3339
 from .store import RunRow, Store
@@ -173,8 +173,8 @@ def _check_choice(values: list[str], allowed: Iterable[str], name: str) -> list[
 def _model_filter(models) -> set[str] | None:
     if not models:
         return None
-    # The ledger holds full ids; accept the CLI's aliases too.
-    return {ALIASES.get(m.lower(), m) for m in models} | set(models)
+    # The ledger holds full ids; accept the CLI's aliases too (whatever CLI ran them).
+    return set().union(*(ids_for_name(m) for m in models))
 
 
 # -- usage ----------------------------------------------------------------------------------
@@ -303,9 +303,9 @@ def _cost_key(run: RunRow, token_type: str) -> tuple:
 
 
 def _display_name(model: str) -> str:
-    from .protocol.models import resolve_model
+    from .protocol.models import model_entry
     try:
-        return resolve_model(model).display_name
+        return model_entry(model).display_name     # retired models keep their names
     except Exception:
         return model
 
