@@ -49,7 +49,7 @@ def test_prior_turns_go_upstream_as_turns(local, upstream):
                {"role": "assistant", "content": "Hello Ada."}]
     Claude().message("What is my name?", messages=history)
     sent = upstream.message_requests[-1]
-    assert [m["role"] for m in sent.messages] == ["user", "assistant", "user"]
+    assert [m["role"] for m in sent.conversation()] == ["user", "assistant", "user"]
     assert sent.user_texts() == ["My name is Ada.", "What is my name?"]
 
 
@@ -343,14 +343,21 @@ def test_batch_refuses_a_prompt_that_names_no_column(local, upstream):
 
 
 # -- usage and cost reports ------------------------------------------------------------------
-def check_reports(upstream_runs: int):
+def ran_model(upstream) -> str:
+    models = {r.body["model"] for r in upstream.message_requests}
+    assert len(models) == 1, models
+    return models.pop()
+
+
+def check_reports(upstream, upstream_runs: int):
     usage = claude_nb.usage_report(bucket_width="1h")
     assert list(usage.columns) == ["starting_at", "ending_at", "model", "uncached_input_tokens",
                                    "cache_creation_5m_input_tokens", "cache_creation_1h_input_tokens",
                                    "cache_read_input_tokens", "output_tokens", "web_search_requests"]
     by_model = usage.groupby("model")[["uncached_input_tokens", "output_tokens"]].sum()
-    assert by_model.loc["claude-haiku-4-5-20251001", "output_tokens"] == 7 * upstream_runs
-    assert by_model.loc["claude-haiku-4-5-20251001", "uncached_input_tokens"] == 20 * upstream_runs
+    ran = ran_model(upstream)          # the model `haiku` ran on this CLI, not the alias
+    assert by_model.loc[ran, "output_tokens"] == 7 * upstream_runs
+    assert by_model.loc[ran, "uncached_input_tokens"] == 20 * upstream_runs
     cost = claude_nb.cost_report()
     assert {"starting_at", "description", "token_type", "model", "cost_usd", "currency"} <= set(cost.columns)
     assert cost["cost_usd"].sum() > 0 and set(cost["currency"]) == {"USD"}
@@ -364,10 +371,10 @@ async def test_reports_through_the_server(served, upstream, jp_serverapp):
     for i in range(2):
         upstream.push(Reply.text("counted", input_tokens=20, output_tokens=7))
         await asyncio.to_thread(claude_nb.claude.message, f"run {i}", model="haiku")
-    await asyncio.to_thread(check_reports, 2)
+    await asyncio.to_thread(check_reports, upstream, 2)
 
 
 def test_reports_in_process_count_magic_runs(local, upstream):
     upstream.push(Reply.text("counted", input_tokens=20, output_tokens=7))
     claude_nb.claude.message("one run", model="haiku")
-    check_reports(1)
+    check_reports(upstream, 1)

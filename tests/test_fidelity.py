@@ -219,7 +219,7 @@ async def test_thinking_streams_back_with_its_signature(bridge, upstream, mode):
 
 @pytest.mark.parametrize("model, sent", [
     # Models that take a budget get it; the newest ones think adaptively and ignore it.
-    ("claude-haiku-4-5-20251001", {"type": "enabled", "budget_tokens": 2000}),
+    ("claude-opus-4-5-20251101", {"type": "enabled", "budget_tokens": 2000}),
     ("claude-sonnet-4-6", {"type": "enabled", "budget_tokens": 2000}),
     ("claude-opus-4-6", {"type": "enabled", "budget_tokens": 2000}),
     ("sonnet", {"type": "adaptive"}),
@@ -236,7 +236,7 @@ async def test_thinking_budget_reaches_upstream_as_the_model_allows(bridge, upst
     ("sonnet", {"type": "adaptive"}),
     ("claude-opus-4-6", {"type": "adaptive"}),
     # Models without adaptive thinking get the largest budget max_tokens allows.
-    ("claude-haiku-4-5-20251001", {"type": "enabled", "budget_tokens": 3999}),
+    ("claude-opus-4-5-20251101", {"type": "enabled", "budget_tokens": 3999}),
 ])
 async def test_adaptive_thinking_reaches_upstream(bridge, upstream, model, sent):
     request = body("hi", thinking={"type": "adaptive"}, max_tokens=4000)
@@ -557,7 +557,7 @@ async def test_ignored_fields_are_accepted_and_declared(bridge, upstream, mode):
     validate_message_request(request)
     assert ignored_fields(request) == ["temperature", "top_p", "top_k", "service_tier", "metadata",
                                        "tools.strict"]
-    request["model"] = "haiku"     # a model that takes a temperature: the CLI sends its own
+    request["model"] = "claude-sonnet-4-6"   # takes a temperature: the CLI sends its own
     _, message = await ask(bridge, request, mode)
     assert message["content"][0]["text"] == "You said: hi"
     sent = upstream.message_requests[-1].body

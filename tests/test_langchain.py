@@ -26,7 +26,7 @@ class Planet(BaseModel):
 
 @pytest.fixture
 def llm(sdk_base, token, cli_env):
-    return langchain_anthropic.ChatAnthropic(model="claude-sonnet-4-5", base_url=sdk_base.rstrip("/"),
+    return langchain_anthropic.ChatAnthropic(model="claude-sonnet-4-6", base_url=sdk_base.rstrip("/"),
                                              api_key=token, max_retries=0, max_tokens=256,
                                              temperature=0.2)
 

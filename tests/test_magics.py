@@ -160,7 +160,7 @@ def test_cells_continue_one_conversation_until_reset(ip, upstream, local):
         ip.run_cell_magic("claude", "", "My name is Ada.")
         ip.run_cell_magic("claude", "", "What is my name?")
     sent = upstream.message_requests[-1]
-    assert [m["role"] for m in sent.messages] == ["user", "assistant", "user"]
+    assert [m["role"] for m in sent.conversation()] == ["user", "assistant", "user"]
     assert sent.user_texts() == ["My name is Ada.", "What is my name?"]
     # The second cell went to the first cell's CLI process, which kept the conversation.
     pool = local.bridge.pool

@@ -139,7 +139,7 @@ async def test_image_block_reaches_upstream_whole(cli_env, upstream, sdk_base, t
     await client.messages.create(model="sonnet", max_tokens=32, messages=[{"role": "user", "content": [
         {"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}},
         {"type": "text", "text": "What colour is this?"}]}])
-    sent = upstream.message_requests[-1].messages[-1]["content"]
+    sent = upstream.message_requests[-1].conversation()[-1]["content"]
     images = [b for b in sent if b["type"] == "image"]
     assert images == [{"type": "image", "source": {"type": "base64", "media_type": "image/png", "data": data}}]
     assert "What colour is this?" in [b.get("text") for b in sent]

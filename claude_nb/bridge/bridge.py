@@ -21,6 +21,7 @@ from ..protocol.errors import (AnthropicError, ApiFailure, AuthenticationFailed,
 from ..protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from .cli_output import checked_event, clean_result
 from .cli_info import CliInfo, cli_info_async
+from .cli_models import cli_models_async
 from .command import CliNotFound, LaunchSpec, find_cli
 from .events import EventTranslator, MessageAccumulator, normalize_usage
 from .limiter import BACKGROUND, LIVE, Limiter
@@ -29,6 +30,13 @@ from .pool import ChatTurn, ProcessPool, spec_for_template
 from .pricing import estimate_cost
 from .process import CliProcess, private_workdir
 from .transcript import remove_transcript, write_transcript
+
+def find_cli_or_none(configured: str | None) -> str | None:
+    try:
+        return find_cli(configured)
+    except CliNotFound:
+        return None
+
 
 LOGIN_HINT = ("The Claude Code CLI is not logged in. Open a terminal, run `claude` and log in "
               "(or run `claude setup-token`), then retry.")
@@ -89,6 +97,7 @@ class ClaudeBridge(LoggingConfigurable):
         self.live: set[CliProcess] = set()
         self.pool: ProcessPool | None = None     # created on first use or by start_pool()
         self._closed = False
+        self._cli_checked: str | None = None
         self.observe(lambda change: self.limiter.resize(change["new"]), "max_concurrency")
         self.observe(self._pool_toggled, "pool_enabled")
 
@@ -101,6 +110,8 @@ class ClaudeBridge(LoggingConfigurable):
         user turn directly when the next request continues exactly this one (see pool.py).
         """
         request_id = request_id or "req_" + uuid.uuid4().hex[:24]
+        if self._cli_checked is None or self._cli_checked != find_cli_or_none(self.cli_path):
+            await self.check_cli()       # hosts that never call it at start (the kernel), a new CLI
         plan = plan_request(body, resolve_file=self.file_resolver)
         pool = self._active_pool() if session else None
         turn = pool.chat_turn(session, plan) if pool is not None else None
@@ -143,6 +154,9 @@ class ClaudeBridge(LoggingConfigurable):
         self.log.info("claude_nb: Claude Code CLI %s at %s", info.version_text, path)
         for warning in info.warnings():
             self.log.warning("claude_nb: %s", warning)
+        if not info.too_old:
+            await cli_models_async(path)      # the aliases as this CLI resolves them
+        self._cli_checked = path
         return info
 
     async def start_pool(self) -> None:

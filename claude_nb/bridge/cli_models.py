@@ -19,7 +19,7 @@ import threading
 from dataclasses import dataclass, field
 
 from ..protocol.models import CLI_ALIASES, alias_table_for, use_cli_aliases
-from .cli_info import _key, cli_info
+from .cli_info import cache_key, cli_info
 
 _INITIALIZE = {"type": "control_request", "request_id": "claude-nb-models",
                "request": {"subtype": "initialize"}}
@@ -106,13 +106,13 @@ _cache: dict[tuple, CliModels] = {}
 
 
 def cached_cli_models(path: str) -> CliModels | None:
-    return _cache.get(_key(path))
+    return _cache.get(cache_key(path))
 
 
 def cli_models(path: str, timeout: float = 20.0) -> CliModels:
     """The aliases of the CLI at `path` (one `initialize` exchange per installed binary), also
     installed into the catalogue (`claude_nb.protocol.models.ALIASES`)."""
-    key = _key(path)
+    key = cache_key(path)
     known = _cache.get(key)
     if known is None:
         version = cli_info(path).version

@@ -20,6 +20,13 @@ MODE = os.environ.get("FAKE_CLAUDE_MODE", "echo")
 if "--version" in sys.argv[1:]:
     print(os.environ.get("FAKE_CLAUDE_VERSION", "2.1.332") + " (Claude Code)")
     sys.exit(0)
+if "-p" in sys.argv[1:] and "--max-turns" not in sys.argv[1:]:
+    # The bridge's `initialize` probe for the model aliases (every request run has --max-turns):
+    # answer it with no models, so the measured alias table applies.
+    request = json.loads(sys.stdin.readline() or "{}")
+    print(json.dumps({"type": "control_response", "response": {
+        "subtype": "success", "request_id": request.get("request_id"), "response": {"models": []}}}))
+    sys.exit(0)
 
 
 def emit(obj) -> None:
