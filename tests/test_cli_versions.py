@@ -3,6 +3,7 @@ supported with the upgrade command, runs a newer one with a warning, and says wh
 and `%claude status`."""
 from __future__ import annotations
 
+import asyncio
 import json
 
 import pytest
@@ -94,3 +95,18 @@ def test_claude_status_shows_the_version_and_window(local, claude_cli, capsys):
     assert f"version {installed}" in out
     assert f"supported {version_text(OLDEST_SUPPORTED)} to {version_text(NEWEST_TESTED)}" in out
     assert "logged in" in out
+
+
+async def test_a_cli_that_cannot_start_leaves_the_pool_idle(cli_env, tmp_path, monkeypatch):
+    # The pool fills its spare room after prewarm; a CLI it cannot start (here: too old) must
+    # end that, not retry in a tight loop that starves the server.
+    from claude_nb.bridge import ClaudeBridge
+    monkeypatch.setenv("CLAUDE_NB_CLI", lying_cli(tmp_path, cli_env["cli"], "2.0.1"))
+    bridge = ClaudeBridge(pool_max_idle=2)
+    try:
+        await bridge.start_pool()
+        if bridge.pool._refill_task is not None:
+            await asyncio.wait_for(bridge.pool._refill_task, 30)
+        assert bridge.pool.counts["started"] == 0 and not bridge.pool.idle
+    finally:
+        await bridge.close()
