@@ -31,11 +31,11 @@ pinned() {   # the version a tests/cli package.json asks for
 
 # install_cli DIR VERSION: the exact CLI version into DIR; prints the executable's path.
 install_cli() {
-  local dir=$1 version=$2 exe
+  local dir version=$2 exe
+  dir=$(mkdir -p "$1" && cd "$1" && pwd)    # absolute: the CLI runs from other directories
   exe="$dir/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
   [ -x "$exe" ] || exe="$dir/node_modules/.bin/claude"
   if [ ! -x "$exe" ] || ! "$exe" --version 2>/dev/null | grep -q "^$version "; then
-    mkdir -p "$dir"
     if [ ! -f "$dir/package.json" ]; then
       printf '{"name":"claude-nb-test-cli","private":true,"dependencies":{"@anthropic-ai/claude-code":"%s"}}\n' \
         "$version" > "$dir/package.json"

@@ -110,3 +110,15 @@ async def test_a_cli_that_cannot_start_leaves_the_pool_idle(cli_env, tmp_path, m
         assert bridge.pool.counts["started"] == 0 and not bridge.pool.idle
     finally:
         await bridge.close()
+
+
+async def test_a_relative_cli_path_still_runs(bridge, upstream, cli_env, monkeypatch):
+    # Each CLI process runs in its own private directory, so the path must not depend on the
+    # server's working directory.
+    import os
+    cli = cli_env["cli"]
+    monkeypatch.chdir(os.path.dirname(os.path.dirname(cli)))
+    monkeypatch.setenv("CLAUDE_NB_CLI", os.path.relpath(cli))
+    message = await bridge.create({"model": "sonnet", "max_tokens": 20,
+                                   "messages": [{"role": "user", "content": "hi"}]})
+    assert message["content"][0]["text"] == "You said: hi"

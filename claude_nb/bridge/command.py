@@ -39,7 +39,7 @@ def find_cli(configured: str | None) -> str:
         if candidate:
             path = shutil.which(candidate) or (candidate if os.access(candidate, os.X_OK) else None)
             if path and os.path.isfile(path):
-                return path
+                return os.path.abspath(path)     # each process runs in its own directory
             looked.append(f"{label}={candidate!r} (not an executable file)")
         else:
             looked.append(f"{label} (not set)")
