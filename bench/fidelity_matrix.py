@@ -42,7 +42,8 @@ async def measure(models: list[str]) -> None:
     os.environ.pop("CLAUDE_CODE_OAUTH_TOKEN", None)
     from claude_nb.bridge import ClaudeBridge
     bridge = ClaudeBridge()
-    print("| model (request) | upstream model | request | upstream `thinking` | upstream `output_config` | upstream `temperature` |")
+    print("| model (request) | upstream model | request | upstream `thinking` "
+          "| upstream `output_config` | upstream `temperature` |")
     print("|---|---|---|---|---|---|")
     for model in models:
         for label, extra in REQUESTS:

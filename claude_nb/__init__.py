@@ -11,9 +11,8 @@ tornado or jupyter_server, so it works in any kernel.
     claude_nb.chat()                         # a chat panel (ipywidgets) with a Stop button
     claude_nb.quota()                        # the plan's rate-limit windows (subscription logins)
 """
-__version__ = "0.1.0"
-
-from .client import (Answer, AnswerStream, Claude, ClaudeError, anthropic_client,  # noqa: E402,F401
+from ._version import __version__  # noqa: F401
+from .client import (Answer, AnswerStream, Claude, ClaudeError, anthropic_client,  # noqa: F401
                      claude, connect)
 
 _LAZY = {

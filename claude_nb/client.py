@@ -175,9 +175,6 @@ class AnswerStream:
             if kind == "claude_nb.final_usage":
                 self._final_usage = event.get("usage")
                 continue
-            if kind == "claude_nb.request_id":
-                self.request_id = event.get("request_id") or self.request_id
-                continue
             self._acc.add(event)
             if kind == "content_block_delta":
                 delta = event.get("delta") or {}
@@ -254,7 +251,7 @@ class HttpTransport(Transport):
         return f"Jupyter server at {self.base_url}"
 
     def _headers(self, accept: str) -> dict:
-        from . import __version__
+        from ._version import __version__
         headers = {"accept": accept, "anthropic-version": "2023-06-01",
                    "user-agent": f"claude-nb/{__version__}"}
         if self.token:
@@ -384,7 +381,6 @@ class InProcessTransport(Transport):
         self._lock = threading.Lock()
         self._costs: dict[str, tuple[float, bool]] = {}
         self.run_listeners: list[Callable] = []
-        self.batch_runner = None        # set up lazily by claude_nb.jobs
 
     def describe(self) -> str:
         return "in-process Claude Code CLI bridge (no Jupyter server)"

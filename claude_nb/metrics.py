@@ -101,9 +101,6 @@ class Gauge(Metric):
         with self._lock:
             self._values[key] = self._values.get(key, 0) + amount
 
-    def dec(self, amount: float = 1, **labels) -> None:
-        self.inc(-amount, **labels)
-
     def samples(self):
         if self.function is None:
             return super().samples()

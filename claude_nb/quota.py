@@ -252,7 +252,7 @@ class Quota:
         return dict(self.snapshot)
 
     def status_line(self) -> str:
-        """One line for `%claude status`."""
+        """One line: what `print(claude_nb.quota())` shows."""
         if self.status == "unknown":
             return "Claude plan quota: " + (self.snapshot.get("note") or NOT_REPORTED)
         windows = [w for w in self.windows.values() if w["window"] != PLAN_WINDOW]

@@ -210,7 +210,8 @@ async def test_every_request_runs_once_and_results_are_jsonl(runner, store, upst
 
 
 async def test_an_errored_result_holds_the_whole_envelope_and_4xx_is_not_retried(runner, store, upstream):
-    script = Script(upstream).on("q1", Reply.error(400, "invalid_request_error", "messages.0.content: scripted refusal"))
+    script = Script(upstream).on("q1", Reply.error(400, "invalid_request_error",
+                                                   "messages.0.content: scripted refusal"))
     await runner.start()
     batch = await runner.create(requests(2))
     ended = await runner.wait(batch.id, timeout=120)

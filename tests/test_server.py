@@ -129,8 +129,9 @@ async def test_image_block_reaches_upstream_whole(cli_env, upstream, sdk_base, t
 
     def png(w, h):
         raw = b"".join(b"\x00" + b"\xff\x00\x00" * w for _ in range(h))
-        chunk = lambda kind, data: (struct.pack(">I", len(data)) + kind + data
-                                    + struct.pack(">I", zlib.crc32(kind + data)))
+        def chunk(kind, data):
+            return struct.pack(">I", len(data)) + kind + data + struct.pack(">I", zlib.crc32(kind + data))
+
         return (b"\x89PNG\r\n\x1a\n" + chunk(b"IHDR", struct.pack(">IIBBBBB", w, h, 8, 2, 0, 0, 0))
                 + chunk(b"IDAT", zlib.compress(raw)) + chunk(b"IEND", b""))
 

@@ -91,3 +91,27 @@ def _alive(pid: int) -> bool:
     # a zombie counts as gone only once reaped; ours are reaped by asyncio
     with open(f"/proc/{pid}/stat") as f:
         return f.read().split()[2] != "Z"
+
+
+
+
+@pytest.mark.parametrize("args, message", [((), "bad %s"), (("a",), "bad a"), (("a", "b"), "bad a, b")])
+async def test_http_errors_with_format_arguments_are_formatted(jp_serverapp, jp_fetch, claude_app,
+                                                               jp_base_url, args, message):
+    # Tornado keeps only the format arguments in HTTPError.args, and with none it escapes the
+    # message's `%` signs: the client reads log_message % args, whatever the count.
+    from tornado import web
+
+    from server_ext.handlers.base import ApiHandler
+
+    class Raises(ApiHandler):
+        async def get(self):
+            raise web.HTTPError(400, "bad %s" + ", %s" * (len(args) - 1), *args)
+
+    jp_serverapp.web_app.add_handlers(".*$", [(jp_base_url + "claude_nb/test-raises", Raises,
+                                               {"name": "server_ext"})])
+    resp = await jp_fetch("claude_nb", "test-raises", raise_error=False)
+    assert resp.code == 400
+    body = json.loads(resp.body)
+    assert body["type"] == "error" and body["error"] == {"type": "invalid_request_error",
+                                                         "message": message}

@@ -63,10 +63,6 @@ class LaunchSpec:
     json_schema: str | None = None      # structured output
     resume: str | None = field(default=None, compare=False)   # session id: never pooled
 
-    @property
-    def poolable(self) -> bool:
-        return self.resume is None
-
 
 def build_argv(cli: str, spec: LaunchSpec, *, allow_tools: str = "") -> list[str]:
     if "\x00" in spec.system_prompt:

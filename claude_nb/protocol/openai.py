@@ -678,7 +678,7 @@ class ChatChunkTranslator:
         self.id = completion_id(None)
         self.started = False
         self.finish: str | None = None
-        self._calls: dict[int, dict] = {}     # block index -> {"index", "arguments_sent"}
+        self._calls: dict[int, dict] = {}     # block index -> {"index", "sent"}
         self._usage: dict = {}
 
     def _chunk(self, delta: dict | None, finish: str | None = None, *, usage=None,

@@ -95,9 +95,9 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
         if isinstance(exc, AnthropicError):
             return exc
         if isinstance(exc, web.HTTPError):
-            message = exc.log_message or self._reason or "request failed"
-            if exc.args and exc.log_message and "%" in exc.log_message:
-                message = exc.log_message % exc.args[1:] if len(exc.args) > 1 else exc.log_message
+            # Tornado keeps the format arguments in `args` (and escapes `%` when there are none)
+            message = (exc.log_message % exc.args if exc.log_message
+                       else self._reason or "request failed")
             return AnthropicError(message, status=status_code)
         if exc is not None:
             self.log.error("claude_nb: %s", "".join(traceback.format_exception(exc)))
