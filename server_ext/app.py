@@ -8,11 +8,10 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Unicode
 
-from claude_nb.batches import BatchRunner
+from claude_nb.service.batches import BatchRunner
 from claude_nb.bridge import ClaudeBridge
-from claude_nb.metrics import ServiceMetrics
-from claude_nb.quota import tracker_for
-from claude_nb.store import DB_NAME, Store, default_store_dir
+from claude_nb.service.quota import tracker_for
+from claude_nb.service.store import DB_NAME, Store, default_store_dir
 
 from .handlers.batches import (BatchCancelHandler, BatchesHandler, BatchHandler,
                                BatchResultsHandler)
@@ -23,6 +22,7 @@ from .handlers.models import ModelHandler, ModelsHandler
 from .handlers.openai import ChatCompletionsHandler
 from .handlers.reports import CostReportHandler, UsageReportHandler
 from .handlers.status import HealthHandler, OrganizationHandler, UnknownRouteHandler
+from .metrics import ServiceMetrics
 
 
 class ClaudeNbApp(ExtensionApp):

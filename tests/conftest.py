@@ -143,8 +143,8 @@ def token(jp_serverapp):
 @pytest.fixture
 def local(cli_env, monkeypatch):
     """The in-process transport, as a kernel with no Jupyter server gets it."""
-    from claude_nb import client as client_mod
-    from claude_nb.client import InProcessTransport
+    from claude_nb.kernel import client as client_mod
+    from claude_nb.kernel.client import InProcessTransport
     monkeypatch.delenv("CLAUDE_NB_URL", raising=False)
     monkeypatch.delenv("JPY_PARENT_PID", raising=False)
     transport = InProcessTransport()

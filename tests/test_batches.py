@@ -12,11 +12,11 @@ from pathlib import Path
 
 import pytest
 
-from claude_nb import batches
-from claude_nb.batches import (HOST, BatchRunner, batch_json, list_page, parse_create_body,
+from claude_nb.service import batches
+from claude_nb.service.batches import (HOST, BatchRunner, batch_json, list_page, parse_create_body,
                                results_lines, validate_batch_requests)
 from claude_nb.protocol.errors import InvalidRequest, NotFound, RequestTooLarge
-from claude_nb.store import DB_NAME, Store
+from claude_nb.service.store import DB_NAME, Store
 from fake_upstream import Reply
 
 ROOT = Path(__file__).resolve().parent.parent
@@ -350,9 +350,9 @@ async def test_after_a_crash_every_request_ends_with_exactly_one_result(tmp_path
 
 RUNNER_SCRIPT = """
 import asyncio, sys
-from claude_nb.batches import BatchRunner
+from claude_nb.service.batches import BatchRunner
 from claude_nb.bridge import ClaudeBridge
-from claude_nb.store import Store
+from claude_nb.service.store import Store
 
 async def main():
     store = Store(sys.argv[1])

@@ -7,8 +7,8 @@ import os
 import pytest
 
 import claude_nb
-from claude_nb import client as client_mod
-from claude_nb.client import Claude, ClaudeError, HttpTransport
+from claude_nb.kernel import client as client_mod
+from claude_nb.kernel.client import Claude, ClaudeError, HttpTransport
 from fake_upstream import Reply
 
 

@@ -4,9 +4,9 @@ import re
 
 import pytest
 
-from claude_nb import files
+from claude_nb.service import files
 from claude_nb.protocol.errors import InvalidRequest, NotFound, RequestTooLarge
-from claude_nb.store import DB_NAME, Store
+from claude_nb.service.store import DB_NAME, Store
 
 RFC3339_Z = re.compile(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d(\.\d+)?Z$")
 

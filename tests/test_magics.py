@@ -10,7 +10,7 @@ from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
-from claude_nb.templating import expand_variables, fill_template
+from claude_nb.kernel.templating import expand_variables, fill_template
 from fake_upstream import Reply
 
 
@@ -300,7 +300,7 @@ def test_line_subcommands(ip, upstream):
 
 # -- the chat widget --------------------------------------------------------------------------
 def test_chat_widget_streams_in_the_background_and_remembers(local, upstream):
-    from claude_nb.widgets import ChatWidget
+    from claude_nb.kernel.widgets import ChatWidget
     widget = ChatWidget(update_interval=0.0)
     widget.prompt.value = "My name is Ada."
     widget.send_button.click()
@@ -315,7 +315,7 @@ def test_chat_widget_streams_in_the_background_and_remembers(local, upstream):
 
 
 def test_chat_widget_stop_button_ends_the_answer_and_the_process(local, upstream):
-    from claude_nb.widgets import ChatWidget
+    from claude_nb.kernel.widgets import ChatWidget
     upstream.push(Reply.text("slow " * 300, delay_per_chunk=0.02))
     widget = ChatWidget(update_interval=0.0)
     widget.send("talk slowly")
@@ -333,7 +333,7 @@ def test_chat_widget_stop_button_ends_the_answer_and_the_process(local, upstream
 
 
 def test_chat_widget_shows_errors_in_its_status(local, upstream):
-    from claude_nb.widgets import ChatWidget
+    from claude_nb.kernel.widgets import ChatWidget
     upstream.push(Reply.error(529, "overloaded_error", "Overloaded"))
     widget = ChatWidget()
     widget.send("hi")

@@ -4,8 +4,8 @@ import asyncio
 
 import pytest
 
-from claude_nb.metrics import Registry, ServiceMetrics
-from claude_nb.quota import QuotaTracker
+from server_ext.metrics import Registry, ServiceMetrics
+from claude_nb.service.quota import QuotaTracker
 from fake_upstream import Reply
 from helpers import parse_prometheus as parse
 

@@ -10,7 +10,8 @@ import time
 import pytest
 
 from claude_nb.protocol.errors import AnthropicError
-from claude_nb.quota import NOT_REPORTED, QUOTA_PATH, Quota, QuotaTracker, quota, tracker_for
+from claude_nb.kernel.quota import QUOTA_PATH, Quota, quota
+from claude_nb.service.quota import NOT_REPORTED, QuotaTracker, tracker_for
 from fake_upstream import Reply
 
 # The CLI tests below feed reset times to the real CLI and read them back with the real clock, so

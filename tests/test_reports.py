@@ -4,10 +4,10 @@ from decimal import Decimal
 
 import pytest
 
-from claude_nb import reports
+from claude_nb.service import reports
 from claude_nb.bridge import RunRecord
 from claude_nb.protocol.errors import InvalidRequest
-from claude_nb.store import DB_NAME, Store
+from claude_nb.service.store import DB_NAME, Store
 
 DAY = 86400
 AUG1 = datetime(2025, 8, 1, tzinfo=timezone.utc).timestamp()

@@ -14,7 +14,7 @@ from pathlib import Path
 import anthropic
 import pytest
 
-from claude_nb.store import DB_NAME, Store
+from claude_nb.service.store import DB_NAME, Store
 from fake_upstream import Reply
 from test_batches import Script
 

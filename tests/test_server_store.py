@@ -9,7 +9,7 @@ import anthropic
 import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
-from claude_nb import files as files_logic
+from claude_nb.service import files as files_logic
 from fake_upstream import Reply
 
 

@@ -9,7 +9,7 @@ from hypothesis import given, settings, strategies as st
 
 from claude_nb.bridge import RunRecord
 from claude_nb.protocol.errors import InvalidRequest, NotFound
-from claude_nb.store import (DB_NAME, SCHEMA_VERSION, BatchRecord, Store, StoreError,
+from claude_nb.service.store import (DB_NAME, SCHEMA_VERSION, BatchRecord, Store, StoreError,
                              default_store_dir)
 
 PARAMS = {"model": "sonnet", "max_tokens": 10, "messages": [{"role": "user", "content": "hi"}]}
@@ -352,7 +352,7 @@ def test_requeue_running_is_the_owners_only(store):
 
 def test_named_state_survives_reopening_and_old_databases_are_upgraded(tmp_path):
     path = tmp_path / DB_NAME
-    from claude_nb.store import _MIGRATIONS
+    from claude_nb.service.store import _MIGRATIONS
     old = sqlite3.connect(path)            # a database written by schema 1 (no state table)
     old.executescript(_MIGRATIONS[1])
     old.execute("PRAGMA user_version = 1")

@@ -27,7 +27,7 @@ from .events import EventTranslator, MessageAccumulator, normalize_usage
 from .limiter import BACKGROUND, LIVE, Limiter
 from .plan import FileResolver, RunPlan, plan_request
 from .pool import ChatTurn, ProcessPool, spec_for_template
-from .pricing import estimate_cost
+from ..protocol.pricing import estimate_cost
 from .process import CliProcess, private_workdir
 from .transcript import remove_transcript, write_transcript
 

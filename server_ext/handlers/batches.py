@@ -6,7 +6,7 @@ import asyncio
 from jupyter_server.auth.decorator import authorized
 from tornado.iostream import StreamClosedError
 
-from claude_nb import batches
+from claude_nb.service import batches
 
 from .base import ApiHandler, api_method
 

@@ -7,15 +7,14 @@ then ours from their private registry (ours never enter the global one). Ours ne
 if the operator set `c.ServerApp.authenticate_prometheus = False`, an anonymous scrape still
 gets Jupyter's families, as before the extension was installed.
 
-GET {base_url}v1/usage/quota: the plan quota the CLI reported (see claude_nb.quota).
+GET {base_url}v1/usage/quota: the plan quota the CLI reported (see claude_nb.service.quota).
 """
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from tornado import web
 
-from claude_nb.metrics import CONTENT_TYPE
-
+from ..metrics import CONTENT_TYPE
 from .base import ApiHandler, api_method
 from .status import UnknownRouteHandler
 

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
 
-from claude_nb import reports
+from claude_nb.service import reports
 
 from .base import ApiHandler, api_method
 

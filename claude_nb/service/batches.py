@@ -25,11 +25,11 @@ from typing import Iterator
 from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
-from .protocol.errors import AnthropicError, ApiFailure, InvalidRequest
-from .protocol.models import resolve_model
-from .protocol.paging import parse_limit
-from .protocol.times import rfc3339
-from .protocol.validation import parse_json_body, validate_message_request
+from ..protocol.errors import AnthropicError, ApiFailure, InvalidRequest
+from ..protocol.models import resolve_model
+from ..protocol.paging import parse_limit
+from ..protocol.times import rfc3339
+from ..protocol.validation import parse_json_body, validate_message_request
 from .store import CANCELING, BatchItem, BatchRecord, Store
 
 MAX_BATCH_REQUESTS = 100_000

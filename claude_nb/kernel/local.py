@@ -12,7 +12,7 @@ import threading
 from typing import Iterator
 
 from .client import ClaudeError, InProcessTransport
-from .protocol.errors import AnthropicError
+from ..protocol.errors import AnthropicError
 
 _lock = threading.RLock()
 
@@ -21,7 +21,7 @@ class LocalState:
     """One store and one batch runner per in-process transport."""
 
     def __init__(self, transport: InProcessTransport):
-        from .store import Store
+        from ..service.store import Store
         self.transport = transport
         self.store = Store()
         self.runner = None
@@ -29,7 +29,7 @@ class LocalState:
     def batch_runner(self):
         with _lock:
             if self.runner is None:
-                from .batches import BatchRunner
+                from ..service.batches import BatchRunner
                 config = self.transport._config
                 runner = BatchRunner(self.store, self.transport.bridge,
                                      **({"config": config} if config else {}))
@@ -64,19 +64,19 @@ class LocalBatches:
         self.state = local_state(transport)
 
     def create(self, requests: list[dict]) -> dict:
-        from .batches import batch_json, validate_batch_requests
+        from ..service.batches import batch_json, validate_batch_requests
         checked = _call(validate_batch_requests, {"requests": requests})
         runner = self.state.batch_runner()
         record = _call(self.transport.run, runner.create(checked))
         return batch_json(record)
 
     def retrieve(self, batch_id: str) -> dict:
-        from .batches import batch_json
+        from ..service.batches import batch_json
         self.state.batch_runner()          # resumes it here if its last runner is gone
         return batch_json(_call(self.state.store.get_batch, batch_id))
 
     def cancel(self, batch_id: str) -> dict:
-        from .batches import batch_json
+        from ..service.batches import batch_json
         runner = self.state.batch_runner()
         return batch_json(_call(self.transport.run, runner.cancel(batch_id)))
 
@@ -85,14 +85,14 @@ class LocalBatches:
         return sum(n for state, n in counts.items() if state not in ("pending", "running"))
 
     def results(self, batch: dict) -> Iterator[dict]:
-        from .batches import results_lines
+        from ..service.batches import results_lines
         for line in _call(lambda: list(results_lines(self.state.store, batch["id"]))):
             yield json.loads(line)
 
 
 def local_report(transport: InProcessTransport, path: str, params: dict) -> dict:
     """GET /v1/organizations/{usage_report/messages,cost_report}, computed here."""
-    from . import reports
+    from ..service import reports
     query = {k: v for k, v in params.items() if v is not None}
     store = local_state(transport).store
     if path.endswith("usage_report/messages"):

@@ -12,9 +12,9 @@ import time
 import unicodedata
 from typing import BinaryIO
 
-from .protocol.errors import InvalidRequest, RequestTooLarge
-from .protocol.paging import parse_limit
-from .protocol.times import rfc3339
+from ..protocol.errors import InvalidRequest, RequestTooLarge
+from ..protocol.paging import parse_limit
+from ..protocol.times import rfc3339
 from .store import FILE_ID, FileRecord, Store
 
 MAX_FILE_BYTES = 500 * 1024 * 1024

@@ -22,7 +22,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import BinaryIO, Iterable, Iterator
 
-from .protocol.errors import InvalidRequest, NotFound
+from ..protocol.errors import InvalidRequest, NotFound
 
 SCHEMA_VERSION = 2
 DB_NAME = "claude_nb.sqlite3"

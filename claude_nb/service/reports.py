@@ -20,11 +20,11 @@ from datetime import datetime, timezone
 from decimal import Decimal
 from typing import Iterable, Mapping
 
-from .bridge.pricing import estimate_cost
-from .protocol.errors import InvalidRequest
-from .protocol.models import ids_for_name
-from .protocol.paging import parse_limit
-from .protocol.times import parse_rfc3339, rfc3339
+from ..protocol.pricing import estimate_cost
+from ..protocol.errors import InvalidRequest
+from ..protocol.models import ids_for_name
+from ..protocol.paging import parse_limit
+from ..protocol.times import parse_rfc3339, rfc3339
 from .store import RunRow, Store
 
 BUCKET_SECONDS = {"1m": 60, "1h": 3600, "1d": 86400}
@@ -303,7 +303,7 @@ def _cost_key(run: RunRow, token_type: str) -> tuple:
 
 
 def _display_name(model: str) -> str:
-    from .protocol.models import model_entry
+    from ..protocol.models import model_entry
     try:
         return model_entry(model).display_name     # retired models keep their names
     except Exception:

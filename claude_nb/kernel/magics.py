@@ -21,7 +21,7 @@ from traitlets import Bool, Enum, Float, Int, Unicode
 
 from .client import (DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Claude, ClaudeError,
                      new_session_key)
-from .protocol.errors import AnthropicError
+from ..protocol.errors import AnthropicError
 from .display import LiveView, Rendered, in_kernel
 from .templating import expand_variables
 

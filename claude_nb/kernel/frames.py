@@ -23,7 +23,7 @@ DEFAULT_BUCKETS = {"1m": 60, "1h": 24, "1d": 7}
 
 # -- batch results --------------------------------------------------------------------------
 def _result_row(item: dict, model: str | None) -> dict:
-    from .bridge.pricing import estimate_cost
+    from ..protocol.pricing import estimate_cost
     result = item.get("result") or {}
     kind = result.get("type") or "missing"
     row = {"text": None, "status": kind, "input_tokens": None, "output_tokens": None,

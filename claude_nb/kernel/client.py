@@ -29,11 +29,11 @@ from dataclasses import dataclass, field
 from typing import Callable, Iterator
 from urllib.parse import quote, urljoin, urlsplit
 
-from .bridge.events import MessageAccumulator
-from .protocol.errors import AnthropicError
-from .protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
-from .protocol.sse import iter_sse
-from .protocol.validation import SESSION_HEADER
+from ..bridge.events import MessageAccumulator
+from ..protocol.errors import AnthropicError
+from ..protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
+from ..protocol.sse import iter_sse
+from ..protocol.validation import SESSION_HEADER
 
 READ_TIMEOUT = 600.0        # as the official SDK: the server pings on long waits
 URL_ENV, TOKEN_ENV = "CLAUDE_NB_URL", "CLAUDE_NB_TOKEN"
@@ -211,7 +211,7 @@ class Transport:
         """The chat was reset: its kept process can go."""
 
     def cost_of(self, request_id, model, usage) -> tuple[float | None, bool]:
-        from .bridge.pricing import estimate_cost
+        from ..protocol.pricing import estimate_cost
         return estimate_cost(model, usage), True
 
     def describe(self) -> str:
@@ -251,7 +251,7 @@ class HttpTransport(Transport):
         return f"Jupyter server at {self.base_url}"
 
     def _headers(self, accept: str) -> dict:
-        from ._version import __version__
+        from .._version import __version__
         headers = {"accept": accept, "anthropic-version": "2023-06-01",
                    "user-agent": f"claude-nb/{__version__}"}
         if self.token:
@@ -390,7 +390,7 @@ class InProcessTransport(Transport):
         with self._lock:
             created = self._bridge is None
             if created:
-                from .bridge import ClaudeBridge
+                from ..bridge import ClaudeBridge
                 self._bridge = ClaudeBridge(config=self._config) if self._config else ClaudeBridge()
             if self._on_run not in self._bridge.run_listeners:
                 self._bridge.run_listeners.append(self._on_run)
@@ -446,7 +446,7 @@ class InProcessTransport(Transport):
             raise
 
     def stream(self, body: dict, *, source: str = "client", session: str | None = None):
-        from .protocol.validation import validate_message_request
+        from ..protocol.validation import validate_message_request
         body = dict(body)
         body.pop("stream", None)
         try:
@@ -708,7 +708,7 @@ class Claude:
                 if not page.get("has_more") or not page.get("last_id"):
                     return out
                 after = page["last_id"]
-        from .protocol.models import list_models
+        from ..protocol.models import list_models
         return [m.to_json() for m in list_models()]
 
 
