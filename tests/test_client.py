@@ -15,7 +15,7 @@ from fake_upstream import Reply
 # -- in-process -----------------------------------------------------------------------------
 def test_message_in_process_reaches_upstream_with_its_options(local, upstream):
     runs = []
-    local.add_run_listener(runs.append)
+    local.bridge.run_listeners.append(runs.append)
     text = claude_nb.claude.message("What is 2+2?", model="haiku", system="Be brief.",
                                     max_tokens=77)
     assert text == "You said: What is 2+2?"

@@ -369,45 +369,50 @@ class _LoopThread:
 
 
 class InProcessTransport(Transport):
-    """The CLI bridge in this process, for terminal IPython and scripts (no Jupyter server)."""
+    """The CLI bridge in this process, for terminal IPython and scripts (no Jupyter server).
+
+    It owns a `Service` as the server does (bridge, store, batch runner, quota tracker), made
+    on first use: so runs are recorded in the same usage store, and a batch submitted here
+    survives a restart (the next process adopts and finishes it)."""
 
     kind = "in-process"
 
-    def __init__(self, bridge=None, *, config=None, record_usage: bool = True):
-        self._bridge = bridge
+    def __init__(self, service=None, *, config=None):
+        self._service = service
         self._config = config
-        self.record_usage = record_usage
         self._loop: _LoopThread | None = None
         self._lock = threading.Lock()
         self._costs: dict[str, tuple[float, bool]] = {}
-        self.run_listeners: list[Callable] = []
+        if service is not None:
+            service.bridge.run_listeners.append(self._on_run)
 
     def describe(self) -> str:
         return "in-process Claude Code CLI bridge (no Jupyter server)"
 
     @property
-    def bridge(self):
+    def service(self):
         with self._lock:
-            created = self._bridge is None
-            if created:
-                from ..bridge import ClaudeBridge
-                self._bridge = ClaudeBridge(config=self._config) if self._config else ClaudeBridge()
-            if self._on_run not in self._bridge.run_listeners:
-                self._bridge.run_listeners.append(self._on_run)
-            bridge = self._bridge
-        if created and self.record_usage:
-            self._open_ledger(bridge)
-        return bridge
+            if self._service is None:
+                self._service = self._make_service()
+                self._service.bridge.run_listeners.append(self._on_run)
+            return self._service
 
-    def _open_ledger(self, bridge) -> None:
-        """Record in-process runs in the usage store, as the server records its own."""
+    def _make_service(self):
+        from ..bridge import ClaudeBridge
+        from ..service.runtime import Service
+        from ..service.store import Store
+        traits = {"config": self._config} if self._config else {}
+        bridge = ClaudeBridge(**traits)
         try:
-            from .local import local_state
-            local_state(self).store.attach(bridge)
-        except ImportError:
-            return
+            store = Store()
         except Exception as exc:   # an unwritable data dir must not stop answers
             print(f"claude_nb: usage will not be recorded ({exc}).", file=sys.stderr)
+            store = None
+        return Service(bridge, store, traits=traits)
+
+    @property
+    def bridge(self):
+        return self.service.bridge
 
     @property
     def loop(self) -> _LoopThread:
@@ -417,24 +422,36 @@ class InProcessTransport(Transport):
                 atexit.register(self._kill_all)
             return self._loop
 
-    def add_run_listener(self, listener: Callable) -> None:
-        """Called with each run's `RunRecord` (model, usage, cost_usd, source ...): the usage ledger's hook."""
-        self.run_listeners.append(listener)
-
     def _on_run(self, record) -> None:
         self._costs[record.request_id] = (record.cost_usd, record.cost_estimated)
         while len(self._costs) > 1000:
             self._costs.pop(next(iter(self._costs)))
-        for listener in list(self.run_listeners):
-            try:
-                listener(record)
-            except Exception:      # a broken ledger must not fail the user's answer
-                pass
 
     def cost_of(self, request_id, model, usage):
         if request_id in self._costs:
             return self._costs[request_id]
         return super().cost_of(request_id, model, usage)
+
+    def store(self):
+        """The service's store; batches and reports need it."""
+        store = self.service.store
+        if store is None:
+            raise ClaudeError("Batches and reports need the usage store, which could not be opened "
+                              "(see the warning printed earlier).", status=500, type="api_error")
+        return store
+
+    def batches(self) -> "InProcessBatches":
+        return InProcessBatches(self)
+
+    def report(self, path: str, params: dict) -> dict:
+        """GET /v1/organizations/{usage_report/messages,cost_report}, computed here."""
+        from ..service import reports
+        query = {k: v for k, v in params.items() if v is not None}
+        if path.endswith("usage_report/messages"):
+            return _call(reports.usage_report_from_query, self.store(), query)
+        if path.endswith("cost_report"):
+            return _call(reports.cost_report_from_query, self.store(), query)
+        raise ClaudeError(f"No such report: {path}", status=404)
 
     def run(self, coro, timeout: float | None = None):
         """Run a coroutine on the private loop and wait for it (interruptible)."""
@@ -470,8 +487,8 @@ class InProcessTransport(Transport):
         return self.run(cli_status(self.bridge.cli_path))
 
     def end_session(self, session: str) -> None:
-        if self._loop is not None and self._bridge is not None:
-            self.run(self._bridge.end_session(session), timeout=15)
+        if self._loop is not None and self._service is not None:
+            self.run(self._service.bridge.end_session(session), timeout=15)
 
     def _events(self, body, source, session, request_id, handoff, control):
         bridge = self.bridge
@@ -515,31 +532,71 @@ class InProcessTransport(Transport):
                 finished.wait(timeout=15)
 
     def close(self) -> None:
-        """End running CLI processes and stop the private loop."""
+        """Stop the service (unfinished batch requests stay in the store for the next process,
+        running CLI processes end) and the private loop."""
         loop = self._loop
         if loop is None:
             return
-        state = getattr(self, "_local_state", None)
-        if state is not None and state.runner is not None:
-            try:        # unfinished batch requests stay in the store for the next process
-                loop.submit(state.runner.stop()).result(timeout=15)
-            except Exception:
-                pass
-        if self._bridge is not None:
+        if self._service is not None:
             try:
-                loop.submit(self._bridge.close()).result(timeout=15)
+                loop.submit(self._service.stop()).result(timeout=15)
             except Exception:
                 self._kill_all()
-        if state is not None:
-            state.store.close()
         loop.loop.call_soon_threadsafe(loop.loop.stop)
         loop.thread.join(timeout=5)
         self._loop = None
 
     def _kill_all(self) -> None:
-        bridge = self._bridge
-        for proc in list(getattr(bridge, "live", ()) or ()):
+        if self._service is None:
+            return
+        for proc in list(self._service.bridge.live):
             proc.kill_now()
+
+
+def _call(fn, *args, **kwargs):
+    """Run a service call here; its AnthropicError reaches the caller as a ClaudeError."""
+    try:
+        return fn(*args, **kwargs)
+    except AnthropicError as exc:
+        raise ClaudeError.wrap(exc) from None
+
+
+class InProcessBatches:
+    """The Message Batches API over the in-process service's store and runner."""
+
+    def __init__(self, transport: InProcessTransport):
+        self.transport = transport
+        self.store = transport.store()
+
+    def _runner(self):
+        service = self.transport.service
+        self.transport.run(service.start_batch_runner())    # resumes batches whose runner is gone
+        return service.runner
+
+    def create(self, requests: list[dict]) -> dict:
+        from ..service.batches import batch_json, validate_batch_requests
+        checked = _call(validate_batch_requests, {"requests": requests})
+        runner = self._runner()
+        return batch_json(_call(self.transport.run, runner.create(checked)))
+
+    def retrieve(self, batch_id: str) -> dict:
+        from ..service.batches import batch_json
+        self._runner()
+        return batch_json(_call(self.store.get_batch, batch_id))
+
+    def cancel(self, batch_id: str) -> dict:
+        from ..service.batches import batch_json
+        runner = self._runner()
+        return batch_json(_call(self.transport.run, runner.cancel(batch_id)))
+
+    def progress(self, batch_id: str, batch: dict) -> int | None:
+        counts = self.store.item_counts(batch_id)
+        return sum(n for state, n in counts.items() if state not in ("pending", "running"))
+
+    def results(self, batch: dict) -> Iterator[dict]:
+        from ..service.batches import results_lines
+        for line in _call(lambda: list(results_lines(self.store, batch["id"]))):
+            yield json.loads(line)
 
 
 def _wait(future: concurrent.futures.Future, timeout: float | None):

@@ -99,8 +99,7 @@ def _fetch_pages(path: str, query: dict) -> list[dict]:
         if isinstance(transport, HttpTransport):
             body = transport.request("GET", path, params=params)
         elif isinstance(transport, InProcessTransport):
-            from .local import local_report
-            body = local_report(transport, path, params)
+            body = transport.report(path, params)
         else:
             raise ClaudeError(f"Reports are not available through {transport.describe()}.")
         buckets += body.get("data") or []

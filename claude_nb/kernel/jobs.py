@@ -56,8 +56,7 @@ def backend_for(transport) -> "HttpBatches":
     if isinstance(transport, HttpTransport):
         return HttpBatches(transport)
     if isinstance(transport, InProcessTransport):
-        from .local import LocalBatches
-        return LocalBatches(transport)
+        return transport.batches()
     raise ClaudeError(f"Batches are not available through {transport.describe()}.", status=400)
 
 

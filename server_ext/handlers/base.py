@@ -40,8 +40,13 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
         return self.extensionapp
 
     @property
+    def service(self):
+        """The extension's `Service`: the one way a handler reaches the bridge, store, runner."""
+        return self.extensionapp.service
+
+    @property
     def bridge(self):
-        return self.extensionapp.bridge
+        return self.service.bridge
 
     async def prepare(self):
         self.request_id = new_request_id()

@@ -52,7 +52,7 @@ class QuotaHandler(ApiHandler):
     @api_method
     @authorized
     async def get(self):
-        self.write_json(self.app.quota.snapshot())
+        self.write_json(self.service.quota.snapshot())
 def route_of(handler) -> str:
     """The route a request matched, without base_url and with its ids as {names}
     (`/v1/messages/batches/{batch_id}`), so the metric's label set stays small."""

@@ -12,7 +12,7 @@ class UsageReportHandler(ApiHandler):
     @api_method
     @authorized
     async def get(self):
-        self.write_json(reports.usage_report_from_query(self.extensionapp.store,
+        self.write_json(reports.usage_report_from_query(self.service.store,
                                                         self.request.query_arguments))
 
 
@@ -20,5 +20,5 @@ class CostReportHandler(ApiHandler):
     @api_method
     @authorized
     async def get(self):
-        self.write_json(reports.cost_report_from_query(self.extensionapp.store,
+        self.write_json(reports.cost_report_from_query(self.service.store,
                                                        self.request.query_arguments))
