@@ -10,7 +10,8 @@ import time
 import pytest
 
 from claude_nb.protocol.errors import AnthropicError
-from claude_nb.kernel.quota import QUOTA_PATH, Quota, quota
+from claude_nb.kernel.client import QUOTA_PATH, HttpTransport, InProcessTransport
+from claude_nb.kernel.quota import Quota, quota
 from claude_nb.service.quota import NOT_REPORTED, QuotaTracker, tracker_for
 from fake_upstream import Reply
 
@@ -109,13 +110,13 @@ def test_notebook_view():
 def test_quota_reads_an_http_transport():
     answer = QuotaTracker().snapshot()
 
-    class HttpLike:
+    class Recorded(HttpTransport):
         asked = []
 
-        def request(self, method, path):
+        def request(self, method, path, **kw):
             self.asked.append((method, path))
             return answer
-    transport = HttpLike()
+    transport = Recorded("http://127.0.0.1:9/", "t")
     assert quota(transport).status == "unknown"
     assert transport.asked == [("GET", QUOTA_PATH)]
 
@@ -196,10 +197,8 @@ async def test_one_tracker_per_bridge_serves_quota(subscription_env, bridge, ups
         "status": "allowed", "reset": RESET_5H, "representative-claim": "five_hour"})
     await run(bridge)
 
-    class InProcessLike:
-        pass
-    transport = InProcessLike()
-    transport.bridge = bridge
+    from claude_nb.service.runtime import Service
+    transport = InProcessTransport(Service(bridge, None))
     for source in (bridge, transport, tracker):
         q = quota(source)
         assert q.status == "allowed" and list(q.windows) == ["five_hour"]

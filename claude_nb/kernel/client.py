@@ -37,6 +37,7 @@ from ..protocol.validation import SESSION_HEADER
 
 READ_TIMEOUT = 600.0        # as the official SDK: the server pings on long waits
 URL_ENV, TOKEN_ENV = "CLAUDE_NB_URL", "CLAUDE_NB_TOKEN"
+QUOTA_PATH = "v1/usage/quota"
 
 
 class ClaudeError(AnthropicError):
@@ -198,6 +199,9 @@ class AnswerStream:
 
 # -- transports -----------------------------------------------------------------------------
 class Transport:
+    """Where requests go. Every caller (client, magics, batch jobs, reports, quota) uses only
+    these methods, never the transport's type."""
+
     kind = ""
 
     def stream(self, body: dict, *, source: str = "client", session: str | None = None):
@@ -217,9 +221,29 @@ class Transport:
     def describe(self) -> str:
         return self.kind
 
+    def models(self) -> list[dict]:
+        """Every model on offer, as `GET /v1/models` lists them."""
+        raise NotImplementedError
+
+    def batches(self):
+        """The Message Batches API: an object with create, retrieve, cancel, progress, results."""
+        raise ClaudeError(f"Batches are not available through {self.describe()}.", status=400)
+
+    def report(self, path: str, params: dict) -> dict:
+        """One page of `GET {path}` (the usage or cost report) for these query parameters."""
+        raise ClaudeError(f"Reports are not available through {self.describe()}.")
+
+    def quota(self) -> dict:
+        """The plan quota, as `GET /v1/usage/quota` answers."""
+        raise NotImplementedError
+
     def cli_status(self) -> dict:
         """The answering CLI: found, version and supported window, warnings, logged in."""
         raise NotImplementedError
+
+    def sdk_endpoint(self) -> tuple[str, str] | None:
+        """(base URL, API key) for the official SDK, when this transport is a server."""
+        return None
 
 
 def _query(params: dict | None) -> str:
@@ -331,6 +355,27 @@ class HttpTransport(Transport):
     def end_session(self, session: str) -> None:
         self.request("DELETE", "claude_nb/sessions/" + quote(session, safe=""))
 
+    def models(self) -> list[dict]:
+        out, after = [], None
+        while True:
+            page = self.request("GET", "v1/models", params={"limit": 1000, "after_id": after})
+            out += page.get("data") or []
+            if not page.get("has_more") or not page.get("last_id"):
+                return out
+            after = page["last_id"]
+
+    def batches(self) -> "HttpBatches":
+        return HttpBatches(self)
+
+    def report(self, path: str, params: dict) -> dict:
+        return self.request("GET", path, params=params)
+
+    def quota(self) -> dict:
+        return self.request("GET", QUOTA_PATH)
+
+    def sdk_endpoint(self) -> tuple[str, str]:
+        return self.base_url.rstrip("/"), self.token or "none"
+
     def _events(self, response, request_id):
         try:
             lines = (raw.decode("utf-8") for raw in response)
@@ -353,6 +398,30 @@ class HttpTransport(Transport):
             raise ConnectionFailed(f"The connection to {self.base_url} broke mid-answer: {exc}") from None
         finally:
             response.close()
+
+
+class HttpBatches:
+    """The server's Message Batches API."""
+
+    def __init__(self, transport: "HttpTransport"):
+        self.transport = transport
+
+    def create(self, requests: list[dict]) -> dict:
+        return self.transport.request("POST", "v1/messages/batches", body={"requests": requests})
+
+    def retrieve(self, batch_id: str) -> dict:
+        return self.transport.request("GET", f"v1/messages/batches/{batch_id}")
+
+    def cancel(self, batch_id: str) -> dict:
+        return self.transport.request("POST", f"v1/messages/batches/{batch_id}/cancel")
+
+    def progress(self, batch_id: str, batch: dict) -> int | None:
+        return None      # the API keeps its counts at 0 until the batch ends
+
+    def results(self, batch: dict) -> Iterator[dict]:
+        url = batch.get("results_url") or f"v1/messages/batches/{batch['id']}/results"
+        for line in self.transport.lines(url):
+            yield json.loads(line)
 
 
 class _LoopThread:
@@ -432,6 +501,13 @@ class InProcessTransport(Transport):
             return self._costs[request_id]
         return super().cost_of(request_id, model, usage)
 
+    def models(self) -> list[dict]:
+        from ..protocol.models import list_models
+        return [m.to_json() for m in list_models()]
+
+    def quota(self) -> dict:
+        return self.service.quota.snapshot()
+
     def store(self):
         """The service's store; batches and reports need it."""
         store = self.service.store
@@ -483,7 +559,7 @@ class InProcessTransport(Transport):
                 abort)
 
     def cli_status(self) -> dict:
-        from .bridge.status import cli_status
+        from ..bridge.status import cli_status
         return self.run(cli_status(self.bridge.cli_path))
 
     def end_session(self, session: str) -> None:
@@ -756,17 +832,7 @@ class Claude:
 
     def models(self) -> list[dict]:
         """The models on offer (GET /v1/models)."""
-        transport = self.transport
-        if isinstance(transport, HttpTransport):
-            out, after = [], None
-            while True:
-                page = transport.request("GET", "v1/models", params={"limit": 1000, "after_id": after})
-                out += page.get("data") or []
-                if not page.get("has_more") or not page.get("last_id"):
-                    return out
-                after = page["last_id"]
-        from ..protocol.models import list_models
-        return [m.to_json() for m in list_models()]
+        return self.transport.models()
 
 
 claude = Claude()
@@ -778,8 +844,8 @@ def anthropic_client(**kwargs):
     Needs a server running the extension (the SDK speaks HTTP); without one this raises a
     ClaudeError that says so. Extra keyword arguments go to `anthropic.Anthropic`.
     """
-    transport = default_transport()
-    if not isinstance(transport, HttpTransport):
+    endpoint = default_transport().sdk_endpoint()
+    if endpoint is None:
         raise ClaudeError("anthropic_client() needs a Jupyter server running the claude-nb "
                           "extension (this kernel found none: no $CLAUDE_NB_URL). Start JupyterLab "
                           "in an environment where claude-nb is installed, or call "
@@ -791,5 +857,5 @@ def anthropic_client(**kwargs):
     except ImportError:
         raise ClaudeError("anthropic_client() needs the official SDK: pip install anthropic",
                           status=400) from None
-    return anthropic.Anthropic(base_url=transport.base_url.rstrip("/"), api_key=transport.token or "none",
-                               **kwargs)
+    base_url, api_key = endpoint
+    return anthropic.Anthropic(base_url=base_url, api_key=api_key, **kwargs)

@@ -9,7 +9,7 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
-from .client import ClaudeError, HttpTransport, InProcessTransport, default_transport
+from .client import ClaudeError, default_transport
 from .jobs import RESULT_COLUMNS
 
 USAGE_PATH = "v1/organizations/usage_report/messages"
@@ -96,12 +96,7 @@ def _fetch_pages(path: str, query: dict) -> list[dict]:
     buckets, page = [], None
     for _ in range(10_000):
         params = {**query, "page": page}
-        if isinstance(transport, HttpTransport):
-            body = transport.request("GET", path, params=params)
-        elif isinstance(transport, InProcessTransport):
-            body = transport.report(path, params)
-        else:
-            raise ClaudeError(f"Reports are not available through {transport.describe()}.")
+        body = transport.report(path, params)
         buckets += body.get("data") or []
         page = body.get("next_page")
         if not body.get("has_more") or not page:

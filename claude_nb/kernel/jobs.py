@@ -13,9 +13,8 @@ import json
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
 
-from .client import ClaudeError, HttpTransport, InProcessTransport, default_transport
+from .client import ClaudeError, default_transport
 from .templating import fill_template, template_fields
 
 RESULT_COLUMNS = ("text", "status", "input_tokens", "output_tokens", "cost_usd", "error")
@@ -25,39 +24,6 @@ ENDED = "ended"
 def jobs_dir() -> Path:
     from jupyter_core.paths import jupyter_data_dir
     return Path(jupyter_data_dir()) / "claude_nb" / "jobs"
-
-
-# -- backends: where a batch lives ----------------------------------------------------------
-class HttpBatches:
-    """The server's Message Batches API."""
-
-    def __init__(self, transport: HttpTransport):
-        self.transport = transport
-
-    def create(self, requests: list[dict]) -> dict:
-        return self.transport.request("POST", "v1/messages/batches", body={"requests": requests})
-
-    def retrieve(self, batch_id: str) -> dict:
-        return self.transport.request("GET", f"v1/messages/batches/{batch_id}")
-
-    def cancel(self, batch_id: str) -> dict:
-        return self.transport.request("POST", f"v1/messages/batches/{batch_id}/cancel")
-
-    def progress(self, batch_id: str, batch: dict) -> int | None:
-        return None      # the API keeps its counts at 0 until the batch ends
-
-    def results(self, batch: dict) -> Iterator[dict]:
-        url = batch.get("results_url") or f"v1/messages/batches/{batch['id']}/results"
-        for line in self.transport.lines(url):
-            yield json.loads(line)
-
-
-def backend_for(transport) -> "HttpBatches":
-    if isinstance(transport, HttpTransport):
-        return HttpBatches(transport)
-    if isinstance(transport, InProcessTransport):
-        return transport.batches()
-    raise ClaudeError(f"Batches are not available through {transport.describe()}.", status=400)
 
 
 # -- building the requests ------------------------------------------------------------------
@@ -317,7 +283,7 @@ def batch(data, prompt: str | None = None, *, model: str | None = None, system: 
     requests = build_requests(frame, prompt, model=model,
                               max_tokens=claude.max_tokens if max_tokens is None else max_tokens,
                               system=system, **params)
-    backend = backend_for(default_transport())
+    backend = default_transport().batches()
     created = backend.create(requests)
     meta = {"custom_ids": [r["custom_id"] for r in requests], "model": model, "prompt": prompt,
             "created": time.time()}
@@ -328,7 +294,7 @@ def batch(data, prompt: str | None = None, *, model: str | None = None, system: 
 def batch_job(batch_id: str, inputs=None) -> BatchJob:
     """Re-attach to a batch by id (e.g. after a kernel restart). The inputs saved at submission
     are joined back in `to_dataframe()`; pass `inputs=` to give them yourself."""
-    backend = backend_for(default_transport())
+    backend = default_transport().batches()
     current = backend.retrieve(batch_id)
     frame, meta = _load_inputs(batch_id)
     if inputs is not None:

@@ -90,26 +90,18 @@ class Quota:
         return "\n".join(lines)
 
 
-QUOTA_PATH = "v1/usage/quota"
-
-
 def quota(source=None) -> Quota:
     """`claude_nb.quota()`: the plan quota, from wherever this kernel's requests run.
 
     `source`: None (the default transport: the Jupyter server over HTTP, else the in-process
-    bridge), a transport (`.request(method, path)` for HTTP, `.bridge` in-process), a
-    `ClaudeBridge`, a `QuotaTracker` or a `/v1/usage/quota` answer.
+    service), a transport, a `ClaudeBridge`, a `QuotaTracker` or a `/v1/usage/quota` answer.
     """
+    from ..bridge import ClaudeBridge
+    from .client import default_transport     # the kernel side's one way to the server
     if source is None:
-        from .client import default_transport     # the kernel side's one way to the server
         source = default_transport()
     if isinstance(source, (dict, QuotaTracker)):
         return Quota.from_source(source)
-    if callable(getattr(source, "request", None)):
-        return Quota(source.request("GET", QUOTA_PATH))
-    if hasattr(source, "rate_limit_listeners"):
+    if isinstance(source, ClaudeBridge):
         return Quota(tracker_for(source).snapshot())
-    bridge = getattr(source, "bridge", None)
-    if bridge is not None and hasattr(bridge, "rate_limit_listeners"):
-        return Quota(tracker_for(bridge).snapshot())
-    raise TypeError(f"cannot read the plan quota from {type(source).__name__}")
+    return Quota(source.quota())
