@@ -12,8 +12,9 @@ tornado or jupyter_server, so it works in any kernel.
     claude_nb.quota()                        # the plan's rate-limit windows (subscription logins)
 """
 from ._version import __version__  # noqa: F401
-from .kernel.client import (Answer, AnswerStream, Claude, ClaudeError, anthropic_client,  # noqa: F401
-                     claude, connect)
+from .kernel.client import Answer, AnswerStream, Claude, anthropic_client, claude  # noqa: F401
+from .kernel.errors import ClaudeError  # noqa: F401
+from .kernel.transports import connect  # noqa: F401
 
 _LAZY = {
     "batch": "kernel.jobs", "batch_job": "kernel.jobs", "BatchJob": "kernel.jobs",

@@ -143,11 +143,10 @@ def token(jp_serverapp):
 @pytest.fixture
 def local(cli_env, monkeypatch):
     """The in-process transport, as a kernel with no Jupyter server gets it."""
-    from claude_nb.kernel import client as client_mod
-    from claude_nb.kernel.client import InProcessTransport
+    from claude_nb.kernel.transports import InProcessTransport, discover
     monkeypatch.delenv("CLAUDE_NB_URL", raising=False)
     monkeypatch.delenv("JPY_PARENT_PID", raising=False)
     transport = InProcessTransport()
-    monkeypatch.setattr(client_mod, "_default_transport", transport)
+    monkeypatch.setattr(discover, "_default_transport", transport)
     yield transport
     transport.close()

@@ -7,8 +7,9 @@ import os
 import pytest
 
 import claude_nb
-from claude_nb.kernel import client as client_mod
-from claude_nb.kernel.client import Claude, ClaudeError, HttpTransport
+from claude_nb.kernel.client import Claude
+from claude_nb.kernel.errors import ClaudeError
+from claude_nb.kernel.transports import HttpTransport, discover
 from fake_upstream import Reply
 
 
@@ -116,7 +117,7 @@ def jp_server_config(jp_server_config):
 def served(jp_fetch, jp_serverapp, http_server_port, jp_base_url, cli_env, monkeypatch):
     base = f"http://127.0.0.1:{http_server_port[1]}{jp_base_url}"
     transport = HttpTransport(base, jp_serverapp.identity_provider.token)
-    monkeypatch.setattr(client_mod, "_default_transport", transport)
+    monkeypatch.setattr(discover, "_default_transport", transport)
     return transport
 
 
@@ -136,7 +137,7 @@ async def test_server_publishes_itself_and_kernels_find_it(served, jp_serverapp,
     await jp_serverapp.extension_manager.start_all_extensions()
     assert os.environ["CLAUDE_NB_URL"].endswith(served.base_url.split("127.0.0.1", 1)[1])
     assert os.environ["CLAUDE_NB_TOKEN"] == served.token
-    found = client_mod.discover_transport()
+    found = discover.discover_transport()
     assert isinstance(found, HttpTransport) and found.token == served.token
     text = await asyncio.to_thread(Claude(found).message, "found you")
     assert text == "You said: found you"
@@ -267,7 +268,7 @@ def check_batch_frame(frame, upstream):
 
 async def test_batch_from_a_dataframe_through_the_server(served, upstream, jp_serverapp, monkeypatch):
     await jp_serverapp.extension_manager.start_all_extensions()   # starts the batch runner
-    monkeypatch.setattr(client_mod, "_default_transport", served)
+    monkeypatch.setattr(discover, "_default_transport", served)
     job = await asyncio.to_thread(claude_nb.batch, reviews_frame(),
                                   prompt="Review of {product}: {review}", model="haiku",
                                   max_tokens=30)

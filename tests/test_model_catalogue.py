@@ -126,7 +126,8 @@ def test_capabilities_agree_with_what_the_installed_cli_says_of_its_models(claud
         if info is None:
             continue
         caps = info.capabilities()
-        assert caps["thinking"]["types"]["adaptive"]["supported"] is bool(entry.get("supportsAdaptiveThinking")), model_id
+        adaptive = caps["thinking"]["types"]["adaptive"]["supported"]
+        assert adaptive is bool(entry.get("supportsAdaptiveThinking")), model_id
         levels = entry.get("supportedEffortLevels") or []
         assert caps["effort"]["supported"] is bool(entry.get("supportsEffort")), model_id
         assert [lv for lv in catalogue.EFFORT_LEVELS if caps["effort"][lv]["supported"]] == levels, model_id

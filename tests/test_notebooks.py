@@ -220,7 +220,7 @@ RESTART_CELLS = [
     "job = claude_nb.batch_job(JOB_ID)\n"
     "frame = job.wait(progress=False, poll_interval=0.2).to_dataframe()\n"
     "print(list(frame['input']), list(frame['status']), list(frame['text']))\n"
-    "from claude_nb.kernel.client import default_transport\n"
+    "from claude_nb.kernel.transports import default_transport\n"
     "print(default_transport().kind)",
 ]
 
@@ -266,7 +266,7 @@ async def test_kernel_finds_its_parent_server_without_the_variables(server, kern
     server.write_server_info_file()       # what `jupyter server` writes at start
     nb = nbformat.v4.new_notebook(cells=[nbformat.v4.new_code_cell(
         "from claude_nb import claude\n"
-        "from claude_nb.kernel.client import default_transport\n"
+        "from claude_nb.kernel.transports import default_transport\n"
         "print(default_transport().describe())\n"
         "print(claude.message('parent?'))")])
     client = NotebookClient(nb, kernel_name="python3", timeout=120,

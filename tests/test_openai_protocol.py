@@ -5,7 +5,8 @@ import json
 import pytest
 
 from claude_nb.protocol.errors import AnthropicError, ApiFailure, Overloaded, RateLimited
-from claude_nb.protocol.openai import (DEFAULT_MAX_TOKENS, JSON_OBJECT_INSTRUCTION, ChatChunkTranslator,
+from claude_nb.protocol.models import DEFAULT_MAX_TOKENS
+from claude_nb.protocol.openai import (JSON_OBJECT_INSTRUCTION, ChatChunkTranslator,
                                        ChatRequestError, completion_from_message, openai_error,
                                        translate_chat_request, usage_from_anthropic)
 

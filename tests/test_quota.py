@@ -10,7 +10,8 @@ import time
 import pytest
 
 from claude_nb.protocol.errors import AnthropicError
-from claude_nb.kernel.client import QUOTA_PATH, HttpTransport, InProcessTransport
+from claude_nb.kernel.transports import HttpTransport, InProcessTransport
+from claude_nb.kernel.transports.http import QUOTA_PATH
 from claude_nb.kernel.quota import Quota, quota
 from claude_nb.service.quota import NOT_REPORTED, QuotaTracker, tracker_for
 from fake_upstream import Reply

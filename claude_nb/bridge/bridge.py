@@ -9,7 +9,6 @@ from __future__ import annotations
 
 import asyncio
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
@@ -17,7 +16,7 @@ from traitlets import Bool, Dict, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..protocol.errors import (AnthropicError, ApiFailure, AuthenticationFailed, GatewayTimeout,
-                               error_for_status)
+                               error_for_status, new_request_id)
 from ..protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from .cli_output import checked_event, clean_result
 from .cli_info import CliInfo, cli_info_async
@@ -109,7 +108,7 @@ class ClaudeBridge(LoggingConfigurable):
         session: a chat conversation's key. Its process is kept between turns and gets the next
         user turn directly when the next request continues exactly this one (see pool.py).
         """
-        request_id = request_id or "req_" + uuid.uuid4().hex[:24]
+        request_id = request_id or new_request_id()
         if self._cli_checked is None or self._cli_checked != find_cli_or_none(self.cli_path):
             await self.check_cli()       # hosts that never call it at start (the kernel), a new CLI
         plan = plan_request(body, resolve_file=self.file_resolver)

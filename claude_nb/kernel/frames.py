@@ -9,7 +9,8 @@ from __future__ import annotations
 
 from datetime import date, datetime, timedelta, timezone
 
-from .client import ClaudeError, default_transport
+from .errors import ClaudeError
+from .transports import default_transport
 from .jobs import RESULT_COLUMNS
 
 USAGE_PATH = "v1/organizations/usage_report/messages"

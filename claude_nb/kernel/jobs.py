@@ -14,7 +14,8 @@ import sys
 import time
 from pathlib import Path
 
-from .client import ClaudeError, default_transport
+from .errors import ClaudeError
+from .transports import default_transport
 from .templating import fill_template, template_fields
 
 RESULT_COLUMNS = ("text", "status", "input_tokens", "output_tokens", "cost_usd", "error")

@@ -19,7 +19,9 @@ from IPython.core.error import UsageError
 from IPython.core.magic import Magics, line_cell_magic, magics_class, no_var_expand
 from traitlets import Bool, Enum, Float, Int, Unicode
 
-from .client import DEFAULT_MAX_TOKENS, DEFAULT_MODEL, Claude, ClaudeError, new_session_key
+from ..protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
+from .client import Claude, new_session_key
+from .errors import ClaudeError
 from ..protocol.errors import AnthropicError
 from .display import LiveView, Rendered, in_kernel
 from .templating import expand_variables

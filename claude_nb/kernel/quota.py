@@ -97,7 +97,7 @@ def quota(source=None) -> Quota:
     service), a transport, a `ClaudeBridge`, a `QuotaTracker` or a `/v1/usage/quota` answer.
     """
     from ..bridge import ClaudeBridge
-    from .client import default_transport     # the kernel side's one way to the server
+    from .transports import default_transport     # the kernel side's one way to the server
     if source is None:
         source = default_transport()
     if isinstance(source, (dict, QuotaTracker)):

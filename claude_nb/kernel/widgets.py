@@ -13,7 +13,8 @@ import html
 import threading
 import time
 
-from .client import Claude, ClaudeError, new_session_key
+from .client import Claude, new_session_key
+from .errors import ClaudeError
 
 
 class ChatWidget:

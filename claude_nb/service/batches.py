@@ -25,7 +25,7 @@ from typing import Iterator
 from traitlets import Float, Int
 from traitlets.config import LoggingConfigurable
 
-from ..protocol.errors import AnthropicError, ApiFailure, InvalidRequest
+from ..protocol.errors import AnthropicError, ApiFailure, InvalidRequest, new_request_id
 from ..protocol.models import resolve_model
 from ..protocol.paging import parse_limit
 from ..protocol.times import rfc3339
@@ -385,7 +385,7 @@ class BatchRunner(LoggingConfigurable):
     async def _run_item(self, item: BatchItem) -> dict:
         attempt = 0
         while True:
-            request_id = "req_" + secrets.token_hex(12)
+            request_id = new_request_id()
             try:
                 message = await self.bridge.create(dict(item.params), source="batch",
                                                    background=True, request_id=request_id)

@@ -1,18 +1,20 @@
 """POST /v1/chat/completions: OpenAI's chat API over the same bridge, pool and usage record.
 
-The translation is `claude_nb.protocol.openai`; this handler only moves bytes: JSON, or
-data-only SSE ending with `data: [DONE]`, and every error in OpenAI's shape
+The translation is `claude_nb.protocol.openai` (pure); `chat_chunks` and `chat_completion` run
+it through the bridge (the tests use them too), and the handler moves bytes: JSON, or data-only
+SSE ending with `data: [DONE]`, and every error in OpenAI's shape
 `{"error": {"message", "type", "param", "code"}}`.
 """
 from __future__ import annotations
 
 import json
+from typing import AsyncIterator
 
 from jupyter_server.auth.decorator import authorized
 
 from claude_nb.protocol.errors import new_request_id
-from claude_nb.protocol.openai import (DONE, chat_chunks, chat_completion, encode_chunk,
-                                       openai_error, translate_chat_request)
+from claude_nb.protocol.openai import (DONE, ChatChunkTranslator, ChatRequest, completion_from_message,
+                                       encode_chunk, openai_error, translate_chat_request)
 from claude_nb.protocol.validation import parse_json_body
 
 from .base import ApiHandler, api_method
@@ -20,6 +22,25 @@ from .base import ApiHandler, api_method
 ROUTE = "/v1/chat/completions"
 RUN_SOURCE = "openai"
 _END = object()         # marks the end of a successful stream: encoded as `data: [DONE]`
+
+
+async def chat_chunks(bridge, chat: ChatRequest, **stream_kwargs) -> AsyncIterator[dict]:
+    """The chunks of one streamed chat completion, run through `bridge.stream`."""
+    translator = ChatChunkTranslator(created=chat.created, include_usage=chat.include_usage,
+                                     model=chat.model)
+    events = bridge.stream(chat.messages_body, **stream_kwargs)
+    try:
+        async for event in events:
+            for chunk in translator.feed(event):
+                yield chunk
+    finally:
+        await events.aclose()      # a consumer that stops early ends the CLI run now
+
+
+async def chat_completion(bridge, chat: ChatRequest, **create_kwargs) -> dict:
+    """One whole chat completion, run through `bridge.create`."""
+    message = await bridge.create(chat.messages_body, **create_kwargs)
+    return completion_from_message(message, created=chat.created)
 
 
 class ChatCompletionsHandler(ApiHandler):

@@ -1,32 +1,20 @@
-"""OpenAI Chat Completions over the same Messages machinery: pure translations both ways.
-
-`translate_chat_request(body)` turns a `POST /v1/chat/completions` body into a validated
-Anthropic Messages body (plus what the response side needs to know); the result runs through
-the one `ClaudeBridge.stream` like any `/v1/messages` request. `ChatChunkTranslator` turns the
-bridge's Anthropic stream events into `chat.completion.chunk` objects, and
-`completion_from_message` turns a whole Message into a `chat.completion`. `chat_chunks` and
-`chat_completion` compose them with a bridge passed in (duck-typed: this module imports no
-bridge), so the HTTP handler and the tests share one code path.
-
-Errors keep being `AnthropicError`s; `openai_error(exc)` gives the status and the
-`{"error": {"message", "type", "param", "code"}}` body OpenAI clients parse.
+"""OpenAI chat requests in: `translate_chat_request(body)` checks a `POST /v1/chat/completions`
+body and builds the equivalent, validated Anthropic Messages body (plus what the response side
+needs to know). Pure: the result runs through the one `ClaudeBridge` like any /v1/messages request.
 """
 from __future__ import annotations
 
 import base64
 import binascii
 import json
-import math
 import re
 import time
-import uuid
 from dataclasses import dataclass, field
-from typing import AsyncIterator
 
-from .errors import AnthropicError, InvalidRequest
-from .models import DEFAULT_MAX_TOKENS, resolve_model
-from .sse import sse_json
-from .validation import IMAGE_MEDIA_TYPES, validate_message_request
+from ..errors import AnthropicError, InvalidRequest
+from ..models import DEFAULT_MAX_TOKENS, resolve_model
+from ..validation import IMAGE_MEDIA_TYPES, is_int, is_number, validate_message_request
+from .errors import ChatRequestError
 MAX_STOP_SEQUENCES = 4          # OpenAI's own limit on `stop`
 
 # Accepted, and with no effect through the CLI: named in the `claude-nb-ignored` header.
@@ -53,25 +41,10 @@ KNOWN_FIELDS = ({"model", "messages", "max_tokens", "max_completion_tokens", "st
 _EFFORT = {"minimal": "low", "low": "low", "medium": "medium", "high": "high",
            "xhigh": "xhigh", "max": "max"}
 
-FINISH_REASONS = {"end_turn": "stop", "stop_sequence": "stop", "pause_turn": "stop",
-                  "max_tokens": "length", "model_context_window_exceeded": "length",
-                  "tool_use": "tool_calls", "refusal": "content_filter"}
-
 JSON_OBJECT_INSTRUCTION = ("Respond with one valid JSON object and nothing else: no Markdown code "
                            "fences, no text before or after it.")
 
 _TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,64}$")
-
-
-class ChatRequestError(InvalidRequest):
-    """A 400 that names the OpenAI request field at fault (OpenAI's `param`)."""
-
-    def __init__(self, param: str | None, message: str, *, code: str | None = None,
-                 status: int = 400):
-        super().__init__(message if param is None else f"{param}: {message}", status=status,
-                         should_retry=False)
-        self.param = param
-        self.code = code
 
 
 def _fail(param: str | None, message: str, code: str | None = None):
@@ -178,7 +151,7 @@ def translate_chat_request(body: dict) -> ChatRequest:
 def _check_unsupported_values(body: dict) -> None:
     n = body.get("n")
     if n is not None:
-        if not _is_int(n) or n < 1:
+        if not is_int(n) or n < 1:
             _fail("n", "Input should be a positive integer")
         if n > 1:
             _fail("n", "only n=1 is supported: the Claude Code CLI returns one choice per request; "
@@ -209,9 +182,9 @@ def _check_ignored_types(body: dict) -> None:
     for key, low, high in (("temperature", 0.0, 2.0), ("top_p", 0.0, 1.0),
                            ("frequency_penalty", -2.0, 2.0), ("presence_penalty", -2.0, 2.0)):
         value = body.get(key)
-        if value is not None and (not _is_number(value) or not low <= value <= high):
+        if value is not None and (not is_number(value) or not low <= value <= high):
             _fail(key, f"Input should be a number between {low:g} and {high:g}")
-    if body.get("seed") is not None and not _is_int(body["seed"]):
+    if body.get("seed") is not None and not is_int(body["seed"]):
         _fail("seed", "Input should be a valid integer")
     for key in ("user", "safety_identifier", "prompt_cache_key"):
         if body.get(key) is not None and not isinstance(body[key], str):
@@ -225,7 +198,7 @@ def _max_tokens(body: dict) -> int:
         value = body.get(key)
         if value is None:
             continue
-        if not _is_int(value):
+        if not is_int(value):
             _fail(key, "Input should be a valid integer")
         if value < 1:
             _fail(key, "Input should be greater than or equal to 1")
@@ -591,216 +564,3 @@ def _part_has_cache_breakpoint(message) -> bool:
     content = message.get("content") if isinstance(message, dict) else None
     return isinstance(content, list) and any(
         isinstance(p, dict) and p.get("prompt_cache_breakpoint") is not None for p in content)
-
-
-def _is_int(v) -> bool:
-    return isinstance(v, int) and not isinstance(v, bool)
-
-
-def _is_number(v) -> bool:
-    return isinstance(v, (int, float)) and not isinstance(v, bool) and math.isfinite(v)
-
-
-# -- response --------------------------------------------------------------------------------
-
-def completion_id(message_id: str | None) -> str:
-    """A chat completion id derived from the Message id, so logs can match the two."""
-    if message_id and message_id.startswith("msg_"):
-        return "chatcmpl-" + message_id[4:]
-    return "chatcmpl-" + (message_id or uuid.uuid4().hex)
-
-
-def finish_reason(stop_reason: str | None) -> str | None:
-    if stop_reason is None:
-        return None
-    return FINISH_REASONS.get(stop_reason, "stop")
-
-
-def usage_from_anthropic(usage: dict | None) -> dict:
-    """OpenAI's usage: every input token the model read counts as a prompt token."""
-    usage = usage or {}
-    cached = int(usage.get("cache_read_input_tokens") or 0)
-    prompt = (int(usage.get("input_tokens") or 0) + cached
-              + int(usage.get("cache_creation_input_tokens") or 0))
-    completion = int(usage.get("output_tokens") or 0)
-    return {"prompt_tokens": prompt, "completion_tokens": completion,
-            "total_tokens": prompt + completion,
-            "prompt_tokens_details": {"cached_tokens": cached, "audio_tokens": 0},
-            "completion_tokens_details": {"reasoning_tokens": 0, "audio_tokens": 0,
-                                          "accepted_prediction_tokens": 0,
-                                          "rejected_prediction_tokens": 0}}
-
-
-def completion_from_message(message: dict, *, created: int | None = None) -> dict:
-    """A whole Anthropic Message as a `chat.completion`."""
-    texts, reasoning, calls = [], [], []
-    for block in message.get("content") or []:
-        kind = block.get("type")
-        if kind == "text":
-            texts.append(block.get("text", ""))
-        elif kind == "thinking":
-            reasoning.append(block.get("thinking", ""))
-        elif kind == "tool_use":
-            calls.append({"id": block["id"], "type": "function",
-                          "function": {"name": block["name"],
-                                       "arguments": json.dumps(block.get("input") or {},
-                                                               ensure_ascii=False)}})
-    reply: dict = {"role": "assistant", "content": "".join(texts) if texts or not calls else None,
-                   "refusal": None, "annotations": []}
-    if calls:
-        reply["tool_calls"] = calls
-    if reasoning:
-        reply["reasoning_content"] = "".join(reasoning)   # the de facto field (vLLM, DeepSeek)
-    return {
-        "id": completion_id(message.get("id")),
-        "object": "chat.completion",
-        "created": created if created is not None else int(time.time()),
-        "model": message.get("model") or "",
-        "choices": [{"index": 0, "message": reply, "logprobs": None,
-                     "finish_reason": finish_reason(message.get("stop_reason")) or "stop"}],
-        "usage": usage_from_anthropic(message.get("usage")),
-        "service_tier": "default",
-        "system_fingerprint": None,
-    }
-
-
-class ChatChunkTranslator:
-    """Anthropic stream events in, `chat.completion.chunk` objects out (one choice, index 0).
-
-    The bridge's last internal `claude_nb.final_usage` event becomes the usage chunk when the
-    client asked for `stream_options.include_usage`.
-    """
-
-    def __init__(self, *, created: int | None = None, include_usage: bool = False, model: str = ""):
-        self.created = created if created is not None else int(time.time())
-        self.include_usage = include_usage
-        self.model = model
-        self.id = completion_id(None)
-        self.started = False
-        self.finish: str | None = None
-        self._calls: dict[int, dict] = {}     # block index -> {"index", "sent"}
-        self._usage: dict = {}
-
-    def _chunk(self, delta: dict | None, finish: str | None = None, *, usage=None,
-               choices: bool = True) -> dict:
-        chunk = {"id": self.id, "object": "chat.completion.chunk", "created": self.created,
-                 "model": self.model, "service_tier": "default", "system_fingerprint": None,
-                 "choices": ([{"index": 0, "delta": delta, "logprobs": None, "finish_reason": finish}]
-                             if choices else [])}
-        if self.include_usage:
-            chunk["usage"] = usage
-        return chunk
-
-    def feed(self, event: dict) -> list[dict]:
-        kind = event.get("type")
-        if kind == "message_start":
-            message = event.get("message") or {}
-            self.id = completion_id(message.get("id"))
-            self.model = message.get("model") or self.model
-            self._usage = dict(message.get("usage") or {})
-            self.started = True
-            return [self._chunk({"role": "assistant", "content": "", "refusal": None})]
-        if kind == "content_block_start":
-            block = event.get("content_block") or {}
-            if block.get("type") == "tool_use":
-                index = len(self._calls)
-                self._calls[event.get("index", 0)] = {"index": index, "sent": False}
-                return [self._chunk({"tool_calls": [{
-                    "index": index, "id": block.get("id"), "type": "function",
-                    "function": {"name": block.get("name"), "arguments": ""}}]})]
-            if block.get("type") == "text" and block.get("text"):
-                return [self._chunk({"content": block["text"]})]
-            return []
-        if kind == "content_block_delta":
-            delta = event.get("delta") or {}
-            dtype = delta.get("type")
-            if dtype == "text_delta" and delta.get("text"):
-                return [self._chunk({"content": delta["text"]})]
-            if dtype == "thinking_delta" and delta.get("thinking"):
-                return [self._chunk({"reasoning_content": delta["thinking"]})]
-            if dtype == "input_json_delta" and delta.get("partial_json"):
-                call = self._calls.get(event.get("index", 0))
-                if call is None:
-                    return []
-                call["sent"] = True
-                return [self._chunk({"tool_calls": [{"index": call["index"],
-                                                     "function": {"arguments": delta["partial_json"]}}]})]
-            return []
-        if kind == "content_block_stop":
-            call = self._calls.get(event.get("index", 0))
-            if call is not None and not call["sent"]:
-                call["sent"] = True    # no arguments streamed: still hand the client valid JSON
-                return [self._chunk({"tool_calls": [{"index": call["index"],
-                                                     "function": {"arguments": "{}"}}]})]
-            return []
-        if kind == "message_delta":
-            self._usage.update({k: v for k, v in (event.get("usage") or {}).items() if v is not None})
-            reason = (event.get("delta") or {}).get("stop_reason")
-            if reason is not None and self.finish is None:
-                self.finish = finish_reason(reason)
-                return [self._chunk({}, self.finish)]
-            return []
-        if kind == "claude_nb.final_usage":
-            self._usage = dict(event.get("usage") or self._usage)
-            if self.include_usage:
-                return [self._chunk(None, usage=usage_from_anthropic(self._usage), choices=False)]
-            return []
-        return []      # message_stop, ping
-
-
-# -- errors ----------------------------------------------------------------------------------
-
-# Anthropic status -> (status, OpenAI error type, default code)
-_OPENAI_ERRORS = {
-    400: (400, "invalid_request_error", None),
-    401: (401, "authentication_error", "invalid_api_key"),
-    402: (402, "insufficient_quota", "insufficient_quota"),
-    403: (403, "permission_error", None),
-    404: (404, "invalid_request_error", "not_found"),
-    405: (405, "invalid_request_error", None),
-    409: (409, "invalid_request_error", "conflict"),
-    413: (413, "invalid_request_error", "request_too_large"),
-    429: (429, "rate_limit_error", "rate_limit_exceeded"),
-    500: (500, "server_error", None),
-    503: (503, "server_error", "service_unavailable"),
-    504: (504, "server_error", "timeout"),
-    529: (503, "server_error", "overloaded"),       # OpenAI clients know 503, not 529
-}
-
-
-def openai_error(exc: AnthropicError) -> tuple[int, dict]:
-    """The HTTP status and OpenAI-shaped body for an error on the OpenAI route."""
-    status, kind, code = _OPENAI_ERRORS.get(
-        exc.status, (exc.status, "invalid_request_error" if exc.status < 500 else "server_error", None))
-    code = getattr(exc, "code", None) or exc.error_code or code
-    return status, {"error": {"message": exc.message, "type": kind,
-                              "param": getattr(exc, "param", None), "code": code}}
-
-
-# -- one code path over the bridge -----------------------------------------------------------
-
-async def chat_chunks(bridge, chat: ChatRequest, **stream_kwargs) -> AsyncIterator[dict]:
-    """The chunks of one streamed chat completion, run through `bridge.stream`."""
-    translator = ChatChunkTranslator(created=chat.created, include_usage=chat.include_usage,
-                                     model=chat.model)
-    events = bridge.stream(chat.messages_body, **stream_kwargs)
-    try:
-        async for event in events:
-            for chunk in translator.feed(event):
-                yield chunk
-    finally:
-        await events.aclose()      # a consumer that stops early ends the CLI run now
-
-
-async def chat_completion(bridge, chat: ChatRequest, **create_kwargs) -> dict:
-    """One whole chat completion, run through `bridge.create`."""
-    message = await bridge.create(chat.messages_body, **create_kwargs)
-    return completion_from_message(message, created=chat.created)
-
-
-def encode_chunk(chunk: dict) -> bytes:
-    """One data-only SSE line, the way OpenAI streams (no `event:` names)."""
-    return b"data: " + sse_json(chunk).encode("utf-8") + b"\n\n"
-
-
-DONE = b"data: [DONE]\n\n"
