@@ -11,7 +11,6 @@ from datetime import date, datetime, timedelta, timezone
 
 from .errors import ClaudeError
 from .transports import default_transport
-from .jobs import RESULT_COLUMNS
 
 USAGE_PATH = "v1/organizations/usage_report/messages"
 COST_PATH = "v1/organizations/cost_report"
@@ -20,6 +19,7 @@ USAGE_NUMBERS = ("uncached_input_tokens", "cache_creation_5m_input_tokens",
                  "web_search_requests")
 BUCKET = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 DEFAULT_BUCKETS = {"1m": 60, "1h": 24, "1d": 7}
+RESULT_COLUMNS = ("text", "status", "input_tokens", "output_tokens", "cost_usd", "error")
 
 
 # -- batch results --------------------------------------------------------------------------

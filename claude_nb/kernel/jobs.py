@@ -18,7 +18,6 @@ from .errors import ClaudeError
 from .transports import default_transport
 from .templating import fill_template, template_fields
 
-RESULT_COLUMNS = ("text", "status", "input_tokens", "output_tokens", "cost_usd", "error")
 ENDED = "ended"
 
 

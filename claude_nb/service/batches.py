@@ -27,7 +27,7 @@ from traitlets.config import LoggingConfigurable
 
 from ..protocol.errors import AnthropicError, ApiFailure, InvalidRequest, new_request_id
 from ..protocol.models import resolve_model
-from ..protocol.paging import parse_limit
+from ..protocol.paging import check_cursors, page_json, parse_limit
 from ..protocol.times import rfc3339
 from ..protocol.validation import parse_json_body, validate_message_request
 from .store import CANCELING, BatchItem, BatchRecord, Store
@@ -128,15 +128,11 @@ def deleted_json(batch_id: str) -> dict:
 def list_page(store: Store, *, after_id=None, before_id=None, limit=None,
               base_url: str = "/") -> dict:
     """GET /v1/messages/batches: newest first, `data, has_more, first_id, last_id`."""
-    if after_id and before_id:
-        raise InvalidRequest("Give at most one of `after_id` and `before_id`.")
+    check_cursors(after_id, before_id)
     limit = parse_limit(limit)
     rows, more = store.list_batches(after_id=after_id or None, before_id=before_id or None,
                                     limit=limit)
-    data = [batch_json(r, base_url=base_url) for r in rows]
-    return {"data": data, "has_more": more,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None}
+    return page_json([batch_json(r, base_url=base_url) for r in rows], more)
 
 
 def results_lines(store: Store, batch_id: str) -> Iterator[bytes]:

@@ -13,7 +13,7 @@ import unicodedata
 from typing import BinaryIO
 
 from ..protocol.errors import InvalidRequest, RequestTooLarge
-from ..protocol.paging import parse_limit
+from ..protocol.paging import check_cursors, page_json, parse_limit
 from ..protocol.times import rfc3339
 from .store import FILE_ID, FileRecord, Store
 
@@ -123,16 +123,13 @@ def list_page(store: Store, *, after_id=None, before_id=None, limit=None, page=N
             raise InvalidRequest("ids: cannot be combined with `page` or `limit`")
         rows, more = store.list_files(ids=list(ids))
     else:
-        if sum(x not in (None, "") for x in (after_id, before_id, page)) > 1:
-            raise InvalidRequest("Give at most one of `after_id`, `before_id` and `page`.")
+        check_cursors(after_id, before_id, page, page_style=True)
         if page:
             after_id = _page_cursor(page)
         rows, more = store.list_files(after_id=after_id or None, before_id=before_id or None,
                                       limit=parse_limit(limit))
     data = [file_json(r) for r in rows]
-    return {"data": data, "has_more": more,
-            "first_id": data[0]["id"] if data else None,
-            "last_id": data[-1]["id"] if data else None,
+    return {**page_json(data, more),
             # Paging on by `page` goes older; a before_id page has no older `next_page`.
             "next_page": page_token(data[-1]["id"]) if more and data and not before_id else None}
 

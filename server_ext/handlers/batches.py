@@ -9,6 +9,7 @@ from tornado.iostream import StreamClosedError
 from claude_nb.service import batches
 
 from .base import ApiHandler, api_method
+from .paging import cursor_arguments
 
 RESULTS_CHUNK = 256 * 1024      # bytes of JSONL written between flushes
 
@@ -39,10 +40,8 @@ class BatchesHandler(BatchApiHandler):
     @api_method
     @authorized
     async def get(self):
-        self.write_json(batches.list_page(
-            self.service.store, after_id=self.get_query_argument("after_id", None),
-            before_id=self.get_query_argument("before_id", None),
-            limit=self.get_query_argument("limit", None), base_url=self.api_base()))
+        self.write_json(batches.list_page(self.service.store, **cursor_arguments(self),
+                                          base_url=self.api_base()))
 
 
 class BatchHandler(BatchApiHandler):

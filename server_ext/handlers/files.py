@@ -10,7 +10,7 @@ from claude_nb.service import files
 from claude_nb.protocol.errors import InvalidRequest
 
 from .base import ApiHandler, api_method
-from .paging import query_list
+from .paging import cursor_arguments, query_list
 
 CONTENT_CHUNK = 1024 * 1024
 
@@ -38,10 +38,8 @@ class FilesHandler(ApiHandler):
     @authorized
     async def get(self):
         self.write_json(files.list_page(
-            self.service.store, after_id=self.get_query_argument("after_id", None),
-            before_id=self.get_query_argument("before_id", None),
-            limit=self.get_query_argument("limit", None),
-            page=self.get_query_argument("page", None), ids=query_list(self, "ids") or None))
+            self.service.store, **cursor_arguments(self), page=self.get_query_argument("page", None),
+            ids=query_list(self, "ids") or None))
 
 
 class FileHandler(ApiHandler):

@@ -28,19 +28,15 @@ def _jupyter_metrics() -> str:
 
 
 class MetricsHandler(ApiHandler):
-    async def prepare(self):
-        try:
-            await super().prepare()
-        except Exception:
-            if self.settings.get("authenticate_prometheus", True):
-                raise
-            self._anonymous = True
+    def allows_anonymous(self) -> bool:
+        # as Jupyter's own /metrics: c.ServerApp.authenticate_prometheus = False opens it
+        return not self.settings.get("authenticate_prometheus", True)
 
     @allow_unauthenticated
     @api_method
     async def get(self):
         text = _jupyter_metrics()
-        if not getattr(self, "_anonymous", False):
+        if not self.anonymous:
             if not self.authorizer.is_authorized(self, self.current_user, "read", self.auth_resource):
                 raise web.HTTPError(403)
             text += self.app.metrics.expose()

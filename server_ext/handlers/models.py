@@ -6,9 +6,10 @@ from jupyter_server.auth.decorator import authorized
 from claude_nb.bridge.cli_models import cli_models_async
 from claude_nb.protocol.errors import AnthropicError, InvalidRequest
 from claude_nb.protocol.models import list_models, model_entry
+from claude_nb.protocol.paging import id_page
 
 from .base import ApiHandler, api_method
-from .paging import id_page, query_list
+from .paging import cursor_arguments, query_list
 
 
 async def _learn_aliases(handler: ApiHandler) -> None:
@@ -30,7 +31,7 @@ class ModelsHandler(ApiHandler):
         if bad:
             raise InvalidRequest(f"lifecycle: {bad[0]!r} should be 'active', 'deprecated' or 'retired'")
         models = [m.to_json() for m in list_models(lifecycles or None)]
-        self.write_json({"object": "list", **id_page(self, models)})
+        self.write_json({"object": "list", **id_page(models, **cursor_arguments(self))})
 
 
 class ModelHandler(ApiHandler):

@@ -7,12 +7,10 @@ SSE ending with `data: [DONE]`, and every error in OpenAI's shape
 """
 from __future__ import annotations
 
-import json
 from typing import AsyncIterator
 
 from jupyter_server.auth.decorator import authorized
 
-from claude_nb.protocol.errors import new_request_id
 from claude_nb.protocol.openai import (DONE, ChatChunkTranslator, ChatRequest, completion_from_message,
                                        encode_chunk, openai_error, translate_chat_request)
 from claude_nb.protocol.validation import parse_json_body
@@ -44,13 +42,8 @@ async def chat_completion(bridge, chat: ChatRequest, **create_kwargs) -> dict:
 
 
 class ChatCompletionsHandler(ApiHandler):
-    async def prepare(self):
-        try:
-            await super().prepare()
-        finally:
-            if getattr(self, "request_id", None):
-                # where the openai SDK looks for it (`completion._request_id`)
-                self.set_header("x-request-id", self.request_id)
+    # x-request-id: where the openai SDK looks for it (`completion._request_id`)
+    REQUEST_ID_HEADERS = ("request-id", "x-request-id")
 
     @api_method
     @authorized
@@ -80,18 +73,8 @@ class ChatCompletionsHandler(ApiHandler):
         await self.send_events(chunks(), encode=lambda c: DONE if c is _END else encode_chunk(c),
                                on_error=lambda exc: encode_chunk(openai_error(exc)[1]))
 
-    def write_error(self, status_code: int, **kwargs):
-        error = self.error_from(kwargs.get("exc_info", (None, None, None))[1], status_code)
-        status, body = openai_error(error)
-        self.clear_header("Content-Type")
-        self.set_status(status)
-        request_id = getattr(self, "request_id", None) or new_request_id()
-        self.set_header("request-id", request_id)
-        self.set_header("x-request-id", request_id)
-        self.set_header("Content-Type", "application/json")
-        if error.should_retry is not None:
-            self.set_header("x-should-retry", "true" if error.should_retry else "false")
-        self.finish(json.dumps(body, ensure_ascii=False))
+    def error_body(self, error):
+        return openai_error(error)
 
 
 def _has_content(chunk: dict) -> bool:
