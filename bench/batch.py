@@ -17,12 +17,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))      # the repo: claude_nb and tests.support
 
 from claude_nb.service.batches import BatchRunner  # noqa: E402
 from claude_nb.bridge import ClaudeBridge  # noqa: E402
 from claude_nb.service.store import Store  # noqa: E402
-from fake_upstream import FakeUpstream  # noqa: E402
+from tests.support.fake_upstream import FakeUpstream  # noqa: E402
 
 CLI = ROOT / "tests" / "cli" / "node_modules" / "@anthropic-ai" / "claude-code-linux-x64" / "claude"
 

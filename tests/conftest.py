@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from tests.support.fake_upstream import FakeUpstream
 
-from fake_upstream import FakeUpstream  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 

@@ -13,8 +13,8 @@ import secrets
 import pytest
 from tornado import web
 
-from fake_upstream import Reply
-from reliability.support import assert_envelope, assert_error_for, body
+from tests.support.fake_upstream import Reply
+from tests.support.reliability import assert_envelope, assert_error_for, body
 from server_ext.handlers.status import HealthHandler, UnknownRouteHandler
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")

@@ -11,8 +11,8 @@ import threading
 import anthropic
 import pytest
 
-from fake_upstream import Reply
-from reliability.support import assert_openai_error, body
+from tests.support.fake_upstream import Reply
+from tests.support.reliability import assert_openai_error, body
 
 KINDS = ("ok", "drop-once", "busy-once", "drop-always", "refused")
 PER_KIND = 4

@@ -6,8 +6,8 @@ import os
 import anthropic
 import pytest
 
-from fake_upstream import Reply
-from helpers import post
+from tests.support.fake_upstream import Reply
+from tests.support.http import post
 
 BODY = {"model": "sonnet", "max_tokens": 64, "messages": [{"role": "user", "content": "x"}]}
 

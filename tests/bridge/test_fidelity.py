@@ -14,7 +14,7 @@ from claude_nb.bridge.events import EventTranslator, MessageAccumulator
 from claude_nb.bridge.plan import MCP_SERVER_SCRIPT
 from claude_nb.protocol.errors import AnthropicError, InvalidRequest
 from claude_nb.protocol.validation import ignored_fields, validate_message_request
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
 
 MODES = ["stream", "create"]
 

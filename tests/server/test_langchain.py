@@ -6,7 +6,7 @@ from __future__ import annotations
 import pytest
 from pydantic import BaseModel
 
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
 
 langchain_anthropic = pytest.importorskip("langchain_anthropic")
 from langchain_core.messages import HumanMessage, ToolMessage  # noqa: E402

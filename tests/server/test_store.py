@@ -10,7 +10,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from claude_nb.service import files as files_logic
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
 
 
 @pytest.fixture

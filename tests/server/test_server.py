@@ -4,8 +4,8 @@ import json
 import anthropic
 import pytest
 
-from fake_upstream import Reply
-from helpers import post
+from tests.support.fake_upstream import Reply
+from tests.support.http import post
 
 
 async def test_messages_json(jp_fetch, cli_env, upstream):

@@ -12,7 +12,7 @@ import time
 
 import pytest
 
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
 
 
 def body(text, **kw):

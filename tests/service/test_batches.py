@@ -5,9 +5,8 @@ import os
 import signal
 import subprocess
 import sys
-import threading
 import time
-from collections import Counter, defaultdict
+from collections import Counter
 from pathlib import Path
 
 import pytest
@@ -17,9 +16,10 @@ from claude_nb.service.batches import (HOST, BatchRunner, batch_json, list_page,
                                results_lines, validate_batch_requests)
 from claude_nb.protocol.errors import InvalidRequest, NotFound, RequestTooLarge
 from claude_nb.service.store import DB_NAME, Store
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
+from tests.support.script import Script
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def params(prompt: str, **kw) -> dict:
@@ -28,32 +28,6 @@ def params(prompt: str, **kw) -> dict:
 
 def requests(n: int, prefix: str = "q") -> list:
     return [(f"r{i}", params(f"{prefix}{i}")) for i in range(n)]
-
-
-class Script:
-    """Upstream answers chosen by prompt (requests run concurrently, so order is no key):
-    scripted replies per prompt first, then an echo. Counts every request per prompt."""
-
-    def __init__(self, upstream):
-        self.replies = defaultdict(list)
-        self.counts = Counter()
-        self.order: list[str] = []
-        self._lock = threading.Lock()
-        upstream.responder = self
-
-    def on(self, prompt: str, *replies: Reply) -> "Script":
-        self.replies[prompt].extend(replies)
-        return self
-
-    def __call__(self, rec):
-        texts = rec.user_texts()
-        prompt = texts[-1] if texts else ""
-        with self._lock:
-            self.counts[prompt] += 1
-            self.order.append(prompt)
-            if self.replies[prompt]:
-                return self.replies[prompt].pop(0)
-        return Reply.text("You said: " + prompt)
 
 
 async def until(condition, timeout: float = 60.0):

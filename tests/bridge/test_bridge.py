@@ -2,7 +2,7 @@
 import pytest
 
 from claude_nb.protocol.errors import AnthropicError
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
 
 
 async def collect(bridge, body, **kw):

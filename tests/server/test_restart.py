@@ -15,10 +15,10 @@ import anthropic
 import pytest
 
 from claude_nb.service.store import DB_NAME, Store
-from fake_upstream import Reply
-from test_batches import Script
+from tests.support.fake_upstream import Reply
+from tests.support.script import Script
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 TOKEN = "restart-test-token"
 
 

@@ -9,7 +9,7 @@ import pytest
 from pydantic import BaseModel
 from tornado.httpclient import HTTPClientError
 
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
 WEATHER = {"type": "function", "function": {

@@ -14,7 +14,7 @@ from claude_nb.kernel.transports import HttpTransport, InProcessTransport
 from claude_nb.kernel.transports.http import QUOTA_PATH
 from claude_nb.kernel.quota import Quota, quota
 from claude_nb.service.quota import NOT_REPORTED, QuotaTracker, tracker_for
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
 
 # The CLI tests below feed reset times to the real CLI and read them back with the real clock, so
 # "now" is the clock at collection, never a fixed date that later makes every reset look passed.

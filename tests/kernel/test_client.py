@@ -10,7 +10,7 @@ import claude_nb
 from claude_nb.kernel.client import Claude
 from claude_nb.kernel.errors import ClaudeError
 from claude_nb.kernel.transports import HttpTransport, discover
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
 
 
 # -- in-process -----------------------------------------------------------------------------

@@ -7,7 +7,7 @@ import pytest
 from claude_nb.protocol.errors import AnthropicError
 from claude_nb.protocol.openai import openai_error, translate_chat_request
 from server_ext.handlers.openai import chat_chunks, chat_completion
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
 
 PNG = base64.b64encode(b"\x89PNG\r\n\x1a\n" + b"\0" * 32).decode()
 WEATHER = {"type": "function", "function": {

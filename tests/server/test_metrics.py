@@ -6,8 +6,8 @@ import pytest
 
 from server_ext.metrics import Registry, ServiceMetrics
 from claude_nb.service.quota import QuotaTracker
-from fake_upstream import Reply
-from helpers import parse_prometheus as parse
+from tests.support.fake_upstream import Reply
+from tests.support.http import parse_prometheus as parse
 
 def value(samples, name, **labels):
     return samples.get((name, frozenset(labels.items())))

@@ -5,7 +5,7 @@ import json
 import anthropic
 import pytest
 
-from helpers import post
+from tests.support.http import post
 
 
 async def test_count_tokens_counts_every_part(jp_fetch, cli_env, sdk_base, token):

@@ -11,7 +11,7 @@ from IPython.utils.capture import capture_output
 from traitlets.config import Config
 
 from claude_nb.kernel.templating import expand_variables, fill_template
-from fake_upstream import Reply
+from tests.support.fake_upstream import Reply
 
 
 @pytest.fixture
@@ -348,7 +348,7 @@ def test_real_terminal_ipython_prints_the_answer(cli_env, upstream, tmp_path):
     import subprocess
     from pathlib import Path
     upstream.push(Reply.text("Terminal answer, printed as it comes."))
-    root = Path(__file__).resolve().parent.parent
+    root = Path(__file__).resolve().parents[2]
     code = ("%load_ext claude_nb\n"
             "assert type(get_ipython()).__name__ == 'TerminalInteractiveShell'\n"
             "get_ipython().run_cell_magic('claude', '--model haiku', 'hello from a terminal')\n")

@@ -8,8 +8,8 @@ import openai
 import pytest
 from tornado.httpclient import HTTPClientError
 
-from fake_upstream import Reply
-from helpers import parse_prometheus as parse
+from tests.support.fake_upstream import Reply
+from tests.support.http import parse_prometheus as parse
 
 CHAT = "/v1/chat/completions"
 
