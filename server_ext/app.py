@@ -84,7 +84,7 @@ class ClaudeNbApp(ExtensionApp):
             (r"/v1/usage/quota", QuotaHandler),
             (r"/metrics", MetricsHandler),
             (r"/claude_nb/sessions/(?P<session>[^/]+)", SessionHandler),
-            (r"/v1/openapi\.json", OpenAPIHandler),
+            (r"/v1/openapi.json", OpenAPIHandler),
             (r"/claude_nb/docs", DocsPageHandler),
             (r"/claude_nb/docs/(?P<name>[^/]+)", DocsAssetHandler),
         ])

@@ -109,6 +109,22 @@ async def test_the_document_needs_the_token_and_names_this_server(jp_fetch, clau
     assert f"127.0.0.1:{http_server_port[1]}{jp_base_url}v1/models" in sample
 
 
+async def test_the_docs_page_is_served_from_the_package(jp_fetch, claude_app, cli_env, jp_base_url):
+    page = (await jp_fetch("claude_nb", "docs")).body.decode()
+    links = re.findall(r'(?:src|href)="([^"]+)"', page)
+    assert links and all(link.startswith(jp_base_url) for link in links), links   # nothing from outside
+    for link in links:
+        if "/claude_nb/docs/" in link:
+            asset = await jp_fetch(*link[len(jp_base_url):].split("/"))
+            assert asset.code == 200 and asset.body
+    missing = await jp_fetch("claude_nb", "docs", "nope.js", raise_error=False)
+    assert missing.code == 404
+    error = json.loads(missing.body)["error"]
+    assert error["type"] == "not_found_error" and "'nope.js'" in error["message"]
+    wrong = await jp_fetch("claude_nb", "docs", method="POST", body="{}", raise_error=False)
+    assert wrong.code in (403, 405) and json.loads(wrong.body)["type"] == "error"
+
+
 # -- fields: every one the checks accept, none undocumented ------------------------------------------
 def test_every_validated_field_is_documented(document):
     schemas = document["components"]["schemas"]

@@ -147,8 +147,12 @@ def _field_support(name: str, declared: str | None, ignored: tuple) -> str:
 
 
 def _request_schema(fields, docs: dict, required, ignored: tuple, *, description: str) -> dict:
+    def order(name):        # required first, then what has an effect, then the rest
+        support = _field_support(name, docs.get(name, ({}, None, ""))[1], ignored)
+        rank = (SUPPORT_LEVELS.index(support) if support in SUPPORT_LEVELS else -1)
+        return (name not in required, rank, name)
     properties = {}
-    for name in sorted(fields):
+    for name in sorted(fields, key=order):
         schema, support, text = docs.get(name, ({}, None, "Not described yet."))
         properties[name] = _field(schema, _field_support(name, support, ignored), text)
     return _obj(properties, [r for r in required if r in fields], extra=False,

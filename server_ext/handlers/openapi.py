@@ -48,10 +48,17 @@ class OpenAPIHandler(ApiHandler):
         self.finish(document_text(server_url(self)))
 
 
-class DocsPageHandler(ExtensionHandlerMixin, JupyterHandler):
-    """The HTML page; a browser without Jupyter's session is sent to the login page."""
+class PageHandler(ExtensionHandlerMixin, JupyterHandler):
+    """A page of ours: Jupyter's login redirect for a browser without a session, and every
+    error in the API's envelope like the rest of the extension's routes."""
 
     auth_resource = AUTH_RESOURCE
+    error_from = ApiHandler.error_from
+    write_error = ApiHandler.write_error
+
+
+class DocsPageHandler(PageHandler):
+    """The HTML page."""
 
     @web.authenticated
     @authorized
@@ -66,14 +73,14 @@ class DocsPageHandler(ExtensionHandlerMixin, JupyterHandler):
         self.finish(page)
 
 
-class DocsAssetHandler(ExtensionHandlerMixin, JupyterHandler):
-    auth_resource = AUTH_RESOURCE
+class DocsAssetHandler(PageHandler):
+    """The page's script and style sheet."""
 
     @web.authenticated
     @authorized
     def get(self, name: str):
         if name not in PAGE_ASSETS:
-            raise web.HTTPError(404)
+            raise web.HTTPError(404, f"{name!r} is not a file of the docs page.")
         self.set_header("Content-Type", PAGE_ASSETS[name])
         self.set_header("Cache-Control", "no-cache")
         self.finish((PAGE_DIR / name).read_bytes())
