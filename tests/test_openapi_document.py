@@ -8,6 +8,7 @@ import asyncio
 import contextlib
 import io
 import json
+import os
 import re
 from pathlib import Path
 
@@ -390,8 +391,13 @@ async def test_answers_match_the_documented_schemas(jp_fetch, claude_app, cli_en
 # -- the examples run -----------------------------------------------------------------------------------
 def _run_python(source: str, cwd: Path) -> str:
     out = io.StringIO()
-    with contextlib.redirect_stdout(out), contextlib.chdir(cwd):
-        exec(compile(source, "<example>", "exec"), {"__name__": "__example__"})
+    before = os.getcwd()          # the examples read and write files beside them
+    os.chdir(cwd)
+    try:
+        with contextlib.redirect_stdout(out):
+            exec(compile(source, "<example>", "exec"), {"__name__": "__example__"})
+    finally:
+        os.chdir(before)
     return out.getvalue()
 
 
