@@ -17,6 +17,7 @@ from .handlers.messages import CountTokensHandler, MessagesHandler, SessionHandl
 from .handlers.metrics import MetricsHandler, QuotaHandler, record_request_metrics
 from .handlers.models import ModelHandler, ModelsHandler
 from .handlers.openai import ChatCompletionsHandler
+from .handlers.openapi import DocsAssetHandler, DocsPageHandler, OpenAPIHandler
 from .handlers.reports import CostReportHandler, UsageReportHandler
 from .handlers.status import HealthHandler, OrganizationHandler, UnknownRouteHandler
 from .metrics import ServiceMetrics
@@ -83,6 +84,9 @@ class ClaudeNbApp(ExtensionApp):
             (r"/v1/usage/quota", QuotaHandler),
             (r"/metrics", MetricsHandler),
             (r"/claude_nb/sessions/(?P<session>[^/]+)", SessionHandler),
+            (r"/v1/openapi.json", OpenAPIHandler),
+            (r"/claude_nb/docs", DocsPageHandler),
+            (r"/claude_nb/docs/(?P<name>[^/]+)", DocsAssetHandler),
         ])
         # Last: every other /v1 path (and /v1 itself) answers a 404 envelope.
         self.handlers.append((r"/v1(?:/.*)?", UnknownRouteHandler))
