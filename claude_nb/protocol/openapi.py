@@ -4,11 +4,12 @@
 answers and the docs page at `{base_url}claude_nb/docs` renders. Pure: no tornado, no I/O.
 
 It is built from the definitions the request checks use (`validation.MESSAGE_FIELDS`,
-`COUNT_FIELDS`, `IGNORED_FIELDS`, `INPUT_BLOCK_TYPES`, the enums; `openai.KNOWN_FIELDS`,
-`IGNORED_FIELDS`, `UNSUPPORTED_FIELDS`; `errors.ERROR_TYPES`; the model catalogue), so a field
-the server starts to accept appears here by itself. What this module adds is prose and nested
-schemas: a validated field with no entry in the tables below still appears, marked
-`x-claude-nb-support: undocumented`, and the tests fail on that marker.
+`COUNT_FIELDS`, `IGNORED_FIELDS`, `INPUT_BLOCK_TYPES`, the enums; `openai.request.KNOWN_FIELDS`,
+`IGNORED_FIELDS`, `UNSUPPORTED_FIELDS`, `MAX_STOP_SEQUENCES`; `openai.response.FINISH_REASONS`;
+`errors.ERROR_TYPES`; the model catalogue), so a field the server starts to accept appears here
+by itself. What this module adds is prose and nested schemas: a validated field with no entry in
+the tables below still appears, marked `x-claude-nb-support: undocumented`, and the tests fail on
+that marker.
 
 Every request field carries `x-claude-nb-support`: `honoured` (reaches the model whole),
 `emulated` (rebuilt around what the CLI can do), `ignored` (accepted, no effect, named in the
@@ -21,7 +22,8 @@ import copy
 import json
 import shlex
 
-from . import openai as openai_protocol
+from .openai import request as openai_request
+from .openai import response as openai_response
 from .errors import ERROR_TYPES
 from .models import list_models
 from .paging import LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT
@@ -324,7 +326,7 @@ def _message_schemas() -> dict:
 
 
 # -- Messages: responses ------------------------------------------------------------------------
-STOP_REASONS = sorted(openai_protocol.FINISH_REASONS)
+STOP_REASONS = sorted(openai_response.FINISH_REASONS)
 
 
 def _response_schemas() -> dict:
@@ -502,7 +504,7 @@ CHAT_FIELD_DOCS: dict[str, tuple[dict, str | None, str]] = {
     "max_tokens": ({"type": "integer", "minimum": 1}, HONOURED, "Older name of max_completion_tokens."),
     "max_completion_tokens": ({"type": "integer", "minimum": 1}, HONOURED,
                               "Wins over `max_tokens`; a default applies when both are absent."),
-    "stop": ({"anyOf": [STRING, {"type": "array", "maxItems": openai_protocol.MAX_STOP_SEQUENCES,
+    "stop": ({"anyOf": [STRING, {"type": "array", "maxItems": openai_request.MAX_STOP_SEQUENCES,
                                  "items": STRING}]}, EMULATED,
              "Becomes `stop_sequences` (emulated: cut before the first match)."),
     "stream": (BOOL, HONOURED, "Data-only SSE of `chat.completion.chunk`, ending with `data: [DONE]`."),
@@ -531,17 +533,17 @@ CHAT_FIELD_DOCS: dict[str, tuple[dict, str | None, str]] = {
 
 def _chat_schemas() -> dict:
     docs = dict(CHAT_FIELD_DOCS)
-    for name in openai_protocol.IGNORED_FIELDS:
+    for name in openai_request.IGNORED_FIELDS:
         docs.setdefault(name, ({}, None, "Accepted; no effect through the CLI."))
-    for name in openai_protocol.UNSUPPORTED_FIELDS:
+    for name in openai_request.UNSUPPORTED_FIELDS:
         docs.setdefault(name, ({}, REFUSED, "A 400 naming the field: not available through the CLI."))
     choice = _obj({"index": INT, "message": ANY_OBJECT,
-                   "finish_reason": {"enum": sorted(set(openai_protocol.FINISH_REASONS.values()))}},
+                   "finish_reason": {"enum": sorted(set(openai_response.FINISH_REASONS.values()))}},
                   ["index", "message", "finish_reason"])
     return {
         "ChatCompletionRequest": _request_schema(
-            openai_protocol.KNOWN_FIELDS, docs, ("model", "messages"),
-            tuple(openai_protocol.IGNORED_FIELDS),
+            openai_request.KNOWN_FIELDS, docs, ("model", "messages"),
+            tuple(openai_request.IGNORED_FIELDS),
             description="OpenAI's chat API over the same bridge; ignored fields are named in "
                         "the `claude-nb-ignored` response header."),
         "ChatCompletion": _obj({"id": STRING, "object": {"const": "chat.completion"},
@@ -875,12 +877,14 @@ PYTHON_CALLS = {
                        "    messages=[{\"role\": \"user\", \"content\": \"Say hello in five words.\"}])\n"
                        "print(message.content[0].text)",
     "messages_count_tokens": "print(client.messages.count_tokens(model=\"sonnet\",\n"
-                             "    messages=[{\"role\": \"user\", \"content\": \"Say hello in five words.\"}]).input_tokens)",
+                             "    messages=[{\"role\": \"user\", \"content\": \"Say hello in five words.\"}])"
+                             ".input_tokens)",
     "batches_create": "batch = client.messages.batches.create(requests=[{\"custom_id\": \"first\",\n"
                       "    \"params\": {\"model\": \"sonnet\", \"max_tokens\": 256,\n"
                       "               \"messages\": [{\"role\": \"user\", \"content\": \"Hello\"}]}}])\n"
                       "print(batch.id, batch.processing_status)",
-    "batches_list": "for batch in client.messages.batches.list(limit=20):\n    print(batch.id, batch.processing_status)",
+    "batches_list": "for batch in client.messages.batches.list(limit=20):\n"
+                    "    print(batch.id, batch.processing_status)",
     "batches_retrieve": "print(client.messages.batches.retrieve(\"{batch_id}\").processing_status)",
     "batches_delete": "client.messages.batches.delete(\"{batch_id}\")",
     "batches_cancel": "print(client.messages.batches.cancel(\"{batch_id}\").processing_status)",

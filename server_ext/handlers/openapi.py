@@ -53,7 +53,10 @@ class PageHandler(ExtensionHandlerMixin, JupyterHandler):
     error in the API's envelope like the rest of the extension's routes."""
 
     auth_resource = AUTH_RESOURCE
+    REQUEST_ID_HEADERS = ApiHandler.REQUEST_ID_HEADERS
+    _set_request_id = ApiHandler._set_request_id
     error_from = ApiHandler.error_from
+    error_body = ApiHandler.error_body
     write_error = ApiHandler.write_error
 
 

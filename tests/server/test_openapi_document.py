@@ -18,13 +18,13 @@ from openapi_spec_validator import validate as validate_openapi
 from tornado import web
 from tornado.httpclient import AsyncHTTPClient
 
-from claude_nb import batches, reports
-from claude_nb.protocol import openai as openai_protocol
+from claude_nb.protocol.openai import request as openai_request
 from claude_nb.protocol import openapi, validation
 from claude_nb.protocol.openapi import (REFUSED_LIST, SUPPORT, UNDOCUMENTED, build_document,
                                         iter_support)
+from claude_nb.service import batches, reports
 
-ROOT = Path(__file__).resolve().parent.parent
+ROOT = Path(__file__).resolve().parents[2]
 HANDLERS_DIR = ROOT / "server_ext" / "handlers"
 METHODS = ("get", "post", "put", "patch", "delete")
 # Served, but not routes of the API: the /v1 catch-all (a 404 envelope for any other path) and
@@ -131,7 +131,7 @@ def test_every_validated_field_is_documented(document):
     schemas = document["components"]["schemas"]
     assert set(schemas["MessageRequest"]["properties"]) == validation.MESSAGE_FIELDS
     assert set(schemas["CountTokensRequest"]["properties"]) == validation.COUNT_FIELDS
-    assert set(schemas["ChatCompletionRequest"]["properties"]) == openai_protocol.KNOWN_FIELDS
+    assert set(schemas["ChatCompletionRequest"]["properties"]) == openai_request.KNOWN_FIELDS
     block_types = {s["properties"]["type"]["const"] for n, s in schemas.items()
                    if n.endswith("BlockParam") and "properties" in s}
     assert block_types == validation.INPUT_BLOCK_TYPES
@@ -162,8 +162,8 @@ def test_ignored_fields_are_exactly_the_ones_the_server_names_ignored(document):
                     if p.get(SUPPORT) == "ignored"}
     assert tool_ignored == set(validation.IGNORED_TOOL_FIELDS)
     chat = schemas["ChatCompletionRequest"]["properties"]
-    assert {n for n, p in chat.items() if p[SUPPORT] == "ignored"} == set(openai_protocol.IGNORED_FIELDS)
-    assert set(openai_protocol.UNSUPPORTED_FIELDS) <= {n for n, p in chat.items() if p[SUPPORT] == "refused"}
+    assert {n for n, p in chat.items() if p[SUPPORT] == "ignored"} == set(openai_request.IGNORED_FIELDS)
+    assert set(openai_request.UNSUPPORTED_FIELDS) <= {n for n, p in chat.items() if p[SUPPORT] == "refused"}
     # and the server says so for a request that sends them all
     body = {"model": "sonnet", "max_tokens": 5, "messages": [{"role": "user", "content": "x"}],
             **{f: {} for f in validation.IGNORED_FIELDS}}
@@ -196,7 +196,7 @@ def test_request_examples_pass_the_server_checks_and_the_schemas(document):
             assert_matches(document, schema, example)
     validation.validate_message_request(document["paths"]["/v1/messages"]["post"][openapi.EXAMPLE_BODY])
     batches.validate_batch_requests(document["paths"]["/v1/messages/batches"]["post"][openapi.EXAMPLE_BODY])
-    openai_protocol.translate_chat_request(document["paths"]["/v1/chat/completions"]["post"][openapi.EXAMPLE_BODY])
+    openai_request.translate_chat_request(document["paths"]["/v1/chat/completions"]["post"][openapi.EXAMPLE_BODY])
 
 
 def test_the_schemas_refuse_what_the_checks_refuse(document):
@@ -230,8 +230,21 @@ def test_every_operation_lists_its_errors_in_the_envelope(document):
 _QUERY_READERS = {"get_query_argument", "get_query_arguments", "query_list"}
 
 
+def _loop_constants(func: ast.AST) -> dict[str, list[str]]:
+    """Loop variable -> the literal strings it runs over (`for name in ("a", "b")`, also in a
+    comprehension), so `get_query_argument(name)` inside such a loop counts too."""
+    out: dict[str, list[str]] = {}
+    for node in ast.walk(func):
+        if isinstance(node, (ast.For, ast.comprehension)) and isinstance(node.target, ast.Name) \
+                and isinstance(node.iter, (ast.Tuple, ast.List, ast.Set)):
+            out[node.target.id] = [e.value for e in node.iter.elts
+                                   if isinstance(e, ast.Constant) and isinstance(e.value, str)]
+    return out
+
+
 def _names_read(func: ast.AST, helpers: dict[str, set[str]]) -> set[str]:
     names = set()
+    looped = _loop_constants(func)
     for node in ast.walk(func):
         if not isinstance(node, ast.Call):
             continue
@@ -239,6 +252,10 @@ def _names_read(func: ast.AST, helpers: dict[str, set[str]]) -> set[str]:
         args = [a.value for a in node.args if isinstance(a, ast.Constant) and isinstance(a.value, str)]
         if callee in _QUERY_READERS and args:
             names.add(args[0].removesuffix("[]"))
+        elif callee in _QUERY_READERS:
+            for arg in node.args:
+                if isinstance(arg, ast.Name) and arg.id in looped:
+                    names |= {v.removesuffix("[]") for v in looped[arg.id]}
         names |= helpers.get(callee, set())
     return names
 
