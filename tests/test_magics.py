@@ -306,6 +306,8 @@ def test_chat_widget_streams_in_the_background_and_remembers(local, upstream):
     widget.send_button.click()
     widget.wait(60)
     assert "You said: My name is Ada." in widget.transcript.value
+    # one reply, settled: no second, empty "Claude ▍" left by the thread's last render
+    assert widget.transcript.value.count("<b>Claude</b>") == 1 and "▍" not in widget.transcript.value
     assert widget.send_button.disabled is False and widget.stop_button.disabled is True
     widget.send("What is my name?")
     widget.wait(60)
@@ -327,6 +329,7 @@ def test_chat_widget_stop_button_ends_the_answer_and_the_process(local, upstream
     widget.stop_button.click()
     widget.wait(30)
     assert not widget.busy and widget.status.value == "stopped"
+    assert widget.transcript.value.count("<b>Claude</b>") == 1 and "▍" not in widget.transcript.value
     answer = widget.conversation[-1]["content"]
     assert answer and len(answer) < len("slow " * 300)
     assert local.bridge.live == set()
