@@ -76,7 +76,8 @@ def cell_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="VAR",
                    help="store the answer in this variable (the text; for --format json, the value)")
     p.add_argument("-f", "--format", choices=FORMATS,
-                   help="markdown (default), text, code (offers the code as the next cell), json")
+                   help="markdown (default), text, code (shown with a Copy button, and offered as "
+                        "the next cell where the front-end allows), json")
     p.add_argument("--no-stream", action="store_true", help="show the answer only when complete")
     p.add_argument("--new", action="store_true", help="start a new conversation with this cell")
     p.add_argument("--no-interpolate", action="store_true",
@@ -90,7 +91,7 @@ HELP = """\
   -s/--system S         system prompt
   --max-tokens N        answer length cap
   -o/--output VAR       store the answer in VAR
-  -f/--format F         markdown | text | code (next cell gets the code) | json
+  -f/--format F         markdown | text | code (Copy button; next cell where supported) | json
   --no-stream           show the answer once, when complete
   --new                 start a new conversation (otherwise cells continue the chat)
   --no-interpolate      leave {name} references as written
@@ -183,10 +184,9 @@ class ClaudeMagics(Magics):
         self.last_answer = answer
         rendered, value = self._render(answer, fmt)
         view.finish(rendered)
-        if fmt == "code":
-            code = extract_code(answer.text)
-            if code:
-                self.shell.set_next_input(code, replace=False)
+        if fmt == "code" and rendered.value:
+            # Front-ends that ignore this (VS Code, Colab) still have the output's Copy button.
+            self.shell.set_next_input(rendered.value, replace=False)
         if args.output:
             self.shell.user_ns[args.output] = value
         return None
@@ -202,6 +202,9 @@ class ClaudeMagics(Magics):
                       file=sys.stderr)
                 return Rendered(answer.text, fmt="text", metadata=meta), answer.text
             return Rendered(answer.text, fmt="json", metadata=meta, value=value), value
+        if fmt == "code":
+            code = extract_code(answer.text)
+            return Rendered(answer.text, fmt=fmt, metadata=meta, value=code), answer.text
         return Rendered(answer.text, fmt=fmt, metadata=meta), answer.text
 
     def _kernel_display(self) -> bool:
