@@ -249,7 +249,8 @@ def pytest_runtest_makereport(item, call):
         ARTIFACTS.mkdir(exist_ok=True)
         path = ARTIFACTS / f"{item.name}-{number}.png".replace("/", "_")
         try:
-            page.page.screenshot(path=str(path), full_page=True)
+            # a NotebookPage, or a bare Playwright page (test_docs_page.py)
+            getattr(page, "page", page).screenshot(path=str(path), full_page=True)
             saved.append(str(path))
         except Exception as exc:       # a crashed page: say so, keep the real failure
             saved.append(f"{path} (not saved: {exc})")
