@@ -12,12 +12,14 @@ from claude_nb.batches import BatchRunner
 from claude_nb.bridge import ClaudeBridge
 from claude_nb.metrics import ServiceMetrics
 from claude_nb.quota import tracker_for
+from claude_nb.service.threads import MessageThreads
 from claude_nb.store import DB_NAME, Store, default_store_dir
 
 from .handlers.batches import (BatchCancelHandler, BatchesHandler, BatchHandler,
                                BatchResultsHandler)
 from .handlers.files import FileContentHandler, FileHandler, FilesHandler
-from .handlers.messages import CountTokensHandler, MessagesHandler, SessionHandler
+from .handlers.messages import (CountTokensHandler, MessagesHandler, SessionHandler,
+                                ThreadHandler)
 from .handlers.metrics import MetricsHandler, QuotaHandler, record_request_metrics
 from .handlers.models import ModelHandler, ModelsHandler
 from .handlers.openai import ChatCompletionsHandler
@@ -41,6 +43,8 @@ class ClaudeNbApp(ExtensionApp):
 
     def initialize_settings(self):
         self.bridge = ClaudeBridge(parent=self)
+        # Message threads: in memory, over the bridge's pool (c.MessageThreads.ttl, .max_threads)
+        self.threads = MessageThreads(self.bridge, parent=self)
         self.store = Store(os.path.join(self.store_dir, DB_NAME) if self.store_dir
                            else default_store_dir() / DB_NAME)
         self.store.attach(self.bridge)       # usage ledger + file_id sources in messages
@@ -57,6 +61,7 @@ class ClaudeNbApp(ExtensionApp):
         self.quota.restore(self.store.get_state("quota") or {})
         self.quota.on_change = lambda state: self.store.put_state("quota", state)
         self.health_sections["quota"] = self.quota.summary
+        self.health_sections["threads"] = self.threads.stats
         self.metrics = (ServiceMetrics().attach_bridge(self.bridge).attach_quota(self.quota)
                         .attach_store(self.store))
         self.organization_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "claude-nb:" + jupyter_data_dir()))
@@ -83,6 +88,7 @@ class ClaudeNbApp(ExtensionApp):
             (r"/v1/usage/quota", QuotaHandler),
             (r"/metrics", MetricsHandler),
             (r"/claude_nb/sessions/(?P<session>[^/]+)", SessionHandler),
+            (r"/claude_nb/threads/(?P<message_id>[^/]+)", ThreadHandler),
         ])
         # Last: every other /v1 path (and /v1 itself) answers a 404 envelope.
         self.handlers.append((r"/v1(?:/.*)?", UnknownRouteHandler))
@@ -111,5 +117,6 @@ class ClaudeNbApp(ExtensionApp):
         # The runner first: requests it ends stay unfinished (for the next start), rather than
         # failing because the bridge closed under them.
         await self.batch_runner.stop()
+        await self.threads.close()
         await self.bridge.close()
         self.store.close()

@@ -1,0 +1,1 @@
+"""Server-side state: what the Jupyter server keeps between requests."""
