@@ -121,3 +121,194 @@ async def test_tool_runner_threads_by_default(cli_env, upstream, sdk_base, token
     assert "What is the weather in Paris?" in last.user_texts()
     assert any(t.get("name") == "mcp__client__get_weather" for t in last.body.get("tools", []))
     assert SYSTEM in last.system_text()
+
+
+def recording(client):
+    """Every request the SDK client sends: (thread field, response status), in order."""
+    sent = []
+
+    async def on_response(response):
+        body = json.loads(response.request.content or b"{}")
+        sent.append(((body.get("thread") or {}).get("type"), response.status_code))
+    client._client.event_hooks["response"].append(on_response)
+    return sent
+
+
+def key_of(claude_app, thread):
+    return claude_app.threads._by_message[thread.previous_message_id].key
+
+
+async def test_evicted_thread_is_replayed_by_the_sdk(cli_env, upstream, sdk_base, token, claude_app):
+    claude_app.threads.max_threads = 1
+    client = sdk(sdk_base, token)
+    sent = recording(client)
+    first = client.beta.messages.thread(model="sonnet", max_tokens=64, system=SYSTEM)
+    await first.send({"role": "user", "content": "alpha one"})
+    first_key = key_of(claude_app, first)
+    await wait_until(lambda: first_key in pool_of(claude_app).sessions, what="the kept process")
+    other = client.beta.messages.thread(model="sonnet", max_tokens=64)
+    await other.send({"role": "user", "content": "another conversation"})
+    # Over the cap: the least recently used thread is dropped, its kept process ended too.
+    await wait_until(lambda: first_key not in pool_of(claude_app).sessions,
+                     what="the dropped thread's process to end")
+    assert claude_app.threads.stats()["held"] == 1
+
+    reply = await first.send({"role": "user", "content": "alpha two"})
+    assert reply.content[0].text == "You said: alpha two"
+    # The continue was refused as thread_not_found; the SDK replayed everything under a new one.
+    assert sent[-2:] == [("continue", 404), ("create", 200)]
+    last = upstream.message_requests[-1]
+    assert last.user_texts() == ["alpha one", "alpha two"]
+    assert SYSTEM in last.system_text()
+    assert first.previous_message_id == reply.id
+    assert claude_app.threads.stats()["held"] == 1          # the replay is the one held now
+
+
+async def test_expired_thread_is_not_found_and_replayed(cli_env, upstream, sdk_base, token,
+                                                        claude_app):
+    client = sdk(sdk_base, token)
+    sent = recording(client)
+    thread = client.beta.messages.thread(model="sonnet", max_tokens=64)
+    await thread.send({"role": "user", "content": "before the pause"})
+    claude_app.threads.ttl = 0.05
+    await asyncio.sleep(0.2)
+    reply = await thread.send({"role": "user", "content": "after the pause"})
+    assert reply.content[0].text == "You said: after the pause"
+    assert sent[-2:] == [("continue", 404), ("create", 200)]
+    assert upstream.message_requests[-1].user_texts() == ["before the pause", "after the pause"]
+
+
+# -- on the wire ----------------------------------------------------------------------------
+def request(text="hello", **kw):
+    return {"model": "sonnet", "max_tokens": 64, "messages": [{"role": "user", "content": text}], **kw}
+
+
+async def threaded(jp_fetch, body, thread):
+    resp = await post(jp_fetch, "v1/messages", {**body, "thread": thread})
+    return resp.code, json.loads(resp.body)
+
+
+def continue_from(message_id):
+    return {"type": "continue", "previous_message_id": message_id}
+
+
+async def test_thread_errors_have_the_shape_the_sdk_reads(jp_fetch, cli_env, upstream, claude_app):
+    code, unknown = await threaded(jp_fetch, request(), continue_from("msg_nobody_made_this"))
+    assert code == 404 and unknown["type"] == "error"
+    assert unknown["error"]["type"] == "not_found_error"
+    assert unknown["error"]["details"] == {"error_code": "thread_not_found"}
+    assert "msg_nobody_made_this" in unknown["error"]["message"]
+
+    code, created = await threaded(jp_fetch, request("one"), {"type": "create"})
+    assert code == 200 and created["content"][0]["text"] == "You said: one"
+    code, continued = await threaded(jp_fetch, request("two"), continue_from(created["id"]))
+    assert code == 200 and continued["content"][0]["text"] == "You said: two"
+    asked = len(upstream.message_requests)
+    code, again = await threaded(jp_fetch, request("two again"), continue_from(created["id"]))
+    assert code == 400 and again["error"]["type"] == "invalid_request_error"
+    assert again["error"]["details"] == {"error_code": "thread_already_continued"}
+    assert continued["id"] in again["error"]["message"]       # where to continue from instead
+
+    code, unsupported = await threaded(
+        jp_fetch, request(context_management={"edits": [{"type": "clear_tool_uses_20250919"}]}),
+        {"type": "create"})
+    assert code == 400
+    assert unsupported["error"]["details"] == {"error_code": "thread_unsupported_request",
+                                               "unsupported": ["context_management"]}
+    assert len(upstream.message_requests) == asked           # none of these ran
+
+
+@pytest.mark.parametrize("field, value", [
+    ("system", "another system prompt"),
+    ("tools", [{"name": "lookup", "input_schema": {"type": "object"}}]),
+])
+async def test_continue_repeating_a_create_only_field_is_400_naming_it(
+        jp_fetch, cli_env, upstream, claude_app, field, value):
+    code, created = await threaded(jp_fetch, request("one", **{field: value}), {"type": "create"})
+    assert code == 200
+    asked = len(upstream.message_requests)
+    code, refused = await threaded(jp_fetch, request("two", **{field: value}),
+                                   continue_from(created["id"]))
+    assert code == 400 and refused["error"]["type"] == "invalid_request_error"
+    assert refused["error"]["message"].startswith(f"{field}:")
+    assert len(upstream.message_requests) == asked
+    # The refusal did not use the thread up: the same response can still be continued.
+    code, continued = await threaded(jp_fetch, request("two"), continue_from(created["id"]))
+    assert code == 200 and continued["content"][0]["text"] == "You said: two"
+
+
+async def test_second_continue_while_one_runs_is_in_flight(jp_fetch, cli_env, upstream, claude_app):
+    code, created = await threaded(jp_fetch, request("one"), {"type": "create"})
+    assert code == 200
+    upstream.push(Reply.text("a slow answer", delay_per_chunk=0.3))
+    slow = asyncio.ensure_future(threaded(jp_fetch, request("two"), continue_from(created["id"])))
+    await wait_until(lambda: claude_app.threads.stats()["continuing"] == 1, what="the continue")
+    code, busy = await threaded(jp_fetch, request("two, impatiently"), continue_from(created["id"]))
+    assert code == 400 and busy["error"]["details"] == {"error_code": "thread_continue_in_flight"}
+    code, answered = await slow
+    assert code == 200 and answered["content"][0]["text"] == "a slow answer"
+    assert not any("impatiently" in t for r in upstream.message_requests for t in r.user_texts())
+
+
+async def test_streamed_continue_errors_are_http_errors_not_events(jp_fetch, cli_env, upstream,
+                                                                  claude_app):
+    resp = await post(jp_fetch, "v1/messages", {**request(stream=True),
+                                                "thread": continue_from("msg_gone")})
+    assert resp.code == 404 and resp.headers["Content-Type"].startswith("application/json")
+    assert json.loads(resp.body)["error"]["details"]["error_code"] == "thread_not_found"
+
+
+@pytest.mark.parametrize("thread, message", [
+    ({"type": "fork"}, "thread.type"),
+    ({"type": "continue"}, "thread.previous_message_id"),
+    ({"type": "create", "previous_message_id": "msg_x"}, "thread.previous_message_id"),
+    ("create", "thread"),
+])
+async def test_malformed_thread_is_400_naming_the_field(jp_fetch, cli_env, upstream, claude_app,
+                                                        thread, message):
+    code, body = await threaded(jp_fetch, request(), thread)
+    assert code == 400 and body["error"]["message"].startswith(message)
+    assert not upstream.message_requests
+
+
+async def test_sdk_raises_the_typed_thread_errors(cli_env, upstream, sdk_base, token, claude_app):
+    client = sdk(sdk_base, token)
+    with pytest.raises(anthropic.NotFoundError) as caught:
+        await client.beta.messages.create(**request(), thread=continue_from("msg_unknown_here"))
+    assert caught.value.error_code == "thread_not_found"
+    assert type(caught.value).__name__ == "ThreadNotFoundError"
+    with pytest.raises(anthropic.BadRequestError) as caught:
+        await client.beta.messages.create(**request(), thread={"type": "create"},
+                                          context_management={"edits": []})
+    assert type(caught.value).__name__ == "ThreadUnsupportedRequestError"
+    assert caught.value.details.unsupported == ["context_management"]
+
+
+# -- the pool -------------------------------------------------------------------------------
+async def test_kept_thread_processes_give_way_before_other_requests_are_starved(
+        cli_env, upstream, sdk_base, token, claude_app):
+    claude_app.bridge.pool_max_idle = 2
+    pool = pool_of(claude_app)
+    client = sdk(sdk_base, token)
+    first = client.beta.messages.thread(model="sonnet", max_tokens=64)
+    await first.send({"role": "user", "content": "first chat"})
+    second = client.beta.messages.thread(model="sonnet", max_tokens=64)
+    await second.send({"role": "user", "content": "second chat"})
+    keys = [key_of(claude_app, first), key_of(claude_app, second)]
+    await wait_until(lambda: set(keys) <= set(pool.sessions), what="both threads' processes")
+    assert len(pool.idle) == 0        # the kept processes fill the room
+
+    # Requests of another shape: the first starts cold; room for their warm process is made
+    # by ending the oldest thread's kept process, so the next one answers warm.
+    plain = dict(model="haiku", max_tokens=32)
+    await client.messages.create(**plain, messages=[{"role": "user", "content": "plain 1"}])
+    await wait_until(lambda: keys[0] not in pool.sessions and pool.idle, what="room for haiku")
+    assert keys[1] in pool.sessions
+    hits = pool.counts["hits"]
+    await client.messages.create(**plain, messages=[{"role": "user", "content": "plain 2"}])
+    assert pool.counts["hits"] == hits + 1
+
+    # The thread whose process went is still held: its continue resumes the conversation.
+    reply = await first.send({"role": "user", "content": "first chat, again"})
+    assert reply.content[0].text == "You said: first chat, again"
+    assert upstream.message_requests[-1].user_texts() == ["first chat", "first chat, again"]

@@ -366,9 +366,11 @@ class ProcessPool:
             if time.monotonic() - self._demand.get(key, float("-inf")) > self.idle_timeout:
                 continue
             if self._occupied() >= self.max_idle:
-                # A kept chat/thread process goes before a request of this shape is starved of
-                # warm ones: its conversation can still be resumed, only slower.
-                victim = self._least_recent_idle(than=key) or self._oldest_session()
+                victim = self._least_recent_idle(than=key)
+                if victim is None and not any(e.key == key for e in self.idle):
+                    # Kept chat/thread processes fill the room and none of this shape waits: the
+                    # oldest chat's goes rather than starve these requests (it resumes, slower).
+                    victim = self._oldest_session()
                 if victim is None:
                     continue   # full of processes as wanted as this one
                 await self._discard(victim.proc, victim)
