@@ -312,3 +312,81 @@ async def test_kept_thread_processes_give_way_before_other_requests_are_starved(
     reply = await first.send({"role": "user", "content": "first chat, again"})
     assert reply.content[0].text == "You said: first chat, again"
     assert upstream.message_requests[-1].user_texts() == ["first chat", "first chat, again"]
+
+
+# -- the kernel's client: %%claude chat memory and claude_nb.chat() -------------------------
+@pytest.fixture
+def kernel_client(jp_fetch, claude_app, http_server_port, jp_base_url, cli_env):
+    """The kernel side's HTTP transport, recording what it POSTs to /v1/messages."""
+    from claude_nb.client import Claude, HttpTransport
+    transport = HttpTransport(f"http://127.0.0.1:{http_server_port[1]}{jp_base_url}",
+                              claude_app.serverapp.identity_provider.token)
+    posted = []
+    open_ = transport.open
+
+    def recording_open(method, path, **kw):
+        if path == "v1/messages":
+            posted.append(kw["body"])
+        return open_(method, path, **kw)
+    transport.open = recording_open
+    return Claude(transport), transport, posted
+
+
+async def test_kernel_chat_is_a_thread_continued_with_the_new_turn_only(kernel_client, upstream,
+                                                                        claude_app):
+    client, transport, posted = kernel_client
+
+    def chat():
+        history = [{"role": "user", "content": "remember 42"}]
+        first = client.answer(messages=history, system=SYSTEM, session="magic-t")
+        history += [{"role": "assistant", "content": first.text},
+                    {"role": "user", "content": "what number?"}]
+        second = client.answer(messages=history, system=SYSTEM, session="magic-t")
+        # Another system prompt for one cell (%%claude --format code): a new thread, whole history.
+        history += [{"role": "assistant", "content": second.text},
+                    {"role": "user", "content": "as code"}]
+        third = client.answer(messages=history, system=SYSTEM + " Code only.", session="magic-t")
+        return first, second, third
+    first, second, third = await asyncio.to_thread(chat)
+
+    assert [p["thread"] for p in posted] == [
+        {"type": "create"}, {"type": "continue", "previous_message_id": first.message["id"]},
+        {"type": "create"}]
+    assert posted[1]["messages"] == [{"role": "user", "content": "what number?"}]
+    assert "system" not in posted[1] and len(posted[2]["messages"]) == 5
+    assert second.text == "You said: what number?" and third.text == "You said: as code"
+    assert upstream.message_requests[1].user_texts() == ["remember 42", "what number?"]
+    assert SYSTEM in upstream.message_requests[1].system_text()
+    assert pool_of(claude_app).counts["session_hits"] == 1
+    assert transport.chats["magic-t"].previous_message_id == third.message["id"]
+
+
+async def test_kernel_chat_replays_when_the_server_dropped_its_thread(kernel_client, upstream,
+                                                                     claude_app):
+    client, transport, posted = kernel_client
+
+    def turn(history):
+        return client.answer(messages=history, session="chat-t")
+    history = [{"role": "user", "content": "alpha"}]
+    first = await asyncio.to_thread(turn, history)
+    await claude_app.threads.end(first.message["id"])      # as after a server-side drop
+    history += [{"role": "assistant", "content": first.text}, {"role": "user", "content": "beta"}]
+    second = await asyncio.to_thread(turn, history)
+    assert second.text == "You said: beta"
+    assert [p["thread"]["type"] for p in posted] == ["create", "continue", "create"]
+    assert upstream.message_requests[-1].user_texts() == ["alpha", "beta"]
+
+
+async def test_kernel_chat_reset_ends_the_thread_and_its_process(kernel_client, upstream, claude_app):
+    client, transport, posted = kernel_client
+    pool = pool_of(claude_app)
+    answer = await asyncio.to_thread(client.answer, messages=[{"role": "user", "content": "hi"}],
+                                     session="chat-r")
+    await wait_until(lambda: len(pool.sessions) == 1, what="the kept process")
+    await asyncio.to_thread(client.end_session, "chat-r")
+    assert not pool.sessions and claude_app.threads.stats()["held"] == 0
+    assert "chat-r" not in transport.chats
+    from claude_nb.protocol.threads import ThreadError, ThreadParam
+    with pytest.raises(ThreadError) as gone:
+        await claude_app.threads.create(request("again"), ThreadParam("continue", answer.message["id"]))
+    assert gone.value.error_code == "thread_not_found"
