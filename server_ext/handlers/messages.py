@@ -41,7 +41,7 @@ class MessagesHandler(ApiHandler):
 
     async def _threaded(self, body: dict, thread):
         """The message-threads beta: the thread registry validates, runs and holds the turn."""
-        threads = self.app.threads
+        threads = self.service.threads
         ignored = ignored_fields(body)
         if ignored:
             self.set_header("claude-nb-ignored", ",".join(ignored))
@@ -81,5 +81,5 @@ class ThreadHandler(ApiHandler):
     @api_method
     @authorized
     async def delete(self, message_id: str):
-        await self.app.threads.end(message_id)
+        await self.service.threads.end(message_id)
         self.write_json({"id": message_id, "type": "thread_deleted"})
