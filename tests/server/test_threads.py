@@ -14,8 +14,8 @@ import anthropic
 import pytest
 from anthropic import beta_tool
 
-from fake_upstream import Reply
-from helpers import post
+from tests.support.fake_upstream import Reply
+from tests.support.http import post
 
 SYSTEM = "You are a terse assistant for thread tests."
 
@@ -318,7 +318,8 @@ async def test_kept_thread_processes_give_way_before_other_requests_are_starved(
 @pytest.fixture
 def kernel_client(jp_fetch, claude_app, http_server_port, jp_base_url, cli_env):
     """The kernel side's HTTP transport, recording what it POSTs to /v1/messages."""
-    from claude_nb.client import Claude, HttpTransport
+    from claude_nb.kernel.client import Claude
+    from claude_nb.kernel.transports import HttpTransport
     transport = HttpTransport(f"http://127.0.0.1:{http_server_port[1]}{jp_base_url}",
                               claude_app.serverapp.identity_provider.token)
     posted = []
