@@ -13,7 +13,8 @@ from claude_nb.service.runtime import Service
 from .handlers.batches import (BatchCancelHandler, BatchesHandler, BatchHandler,
                                BatchResultsHandler)
 from .handlers.files import FileContentHandler, FileHandler, FilesHandler
-from .handlers.messages import CountTokensHandler, MessagesHandler, SessionHandler
+from .handlers.messages import (CountTokensHandler, MessagesHandler, SessionHandler,
+                                ThreadHandler)
 from .handlers.metrics import MetricsHandler, QuotaHandler, record_request_metrics
 from .handlers.models import ModelHandler, ModelsHandler
 from .handlers.openai import ChatCompletionsHandler
@@ -61,6 +62,10 @@ class ClaudeNbApp(ExtensionApp):
     def quota(self):
         return self.service.quota
 
+    @property
+    def threads(self):
+        return self.service.threads
+
     def initialize_handlers(self):
         self.handlers.extend([
             (r"/v1/messages", MessagesHandler),
@@ -83,6 +88,7 @@ class ClaudeNbApp(ExtensionApp):
             (r"/v1/usage/quota", QuotaHandler),
             (r"/metrics", MetricsHandler),
             (r"/claude_nb/sessions/(?P<session>[^/]+)", SessionHandler),
+            (r"/claude_nb/threads/(?P<message_id>[^/]+)", ThreadHandler),
         ])
         # Last: every other /v1 path (and /v1 itself) answers a 404 envelope.
         self.handlers.append((r"/v1(?:/.*)?", UnknownRouteHandler))

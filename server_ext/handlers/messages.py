@@ -1,5 +1,5 @@
-"""POST /v1/messages (JSON and SSE), POST /v1/messages/count_tokens, and the end of a chat
-session (DELETE /claude_nb/sessions/<key>)."""
+"""POST /v1/messages (JSON and SSE, message threads included), POST /v1/messages/count_tokens,
+and the end of a chat session or thread (DELETE /claude_nb/sessions/<key>, /claude_nb/threads/<id>)."""
 from __future__ import annotations
 
 import asyncio
@@ -7,6 +7,7 @@ import asyncio
 from jupyter_server.auth.decorator import authorized
 
 from claude_nb.protocol.models import resolve_model
+from claude_nb.protocol.threads import parse_thread_param
 from claude_nb.protocol.tokens import count_request_tokens
 from claude_nb.protocol.validation import (SESSION_HEADER, ignored_fields, parse_json_body,
                                            parse_session_key, validate_count_request,
@@ -19,7 +20,11 @@ class MessagesHandler(ApiHandler):
     @api_method
     @authorized
     async def post(self):
-        body = validate_message_request(parse_json_body(self.request.body))
+        body = parse_json_body(self.request.body)
+        thread = parse_thread_param(body.pop("thread", None))
+        if thread is not None:
+            return await self._threaded(body, thread)
+        body = validate_message_request(body)
         resolve_model(body["model"])
         session = parse_session_key(self.request.headers.get(SESSION_HEADER))
         ignored = ignored_fields(body)
@@ -33,6 +38,20 @@ class MessagesHandler(ApiHandler):
         else:
             self.write_json(await self.bridge.create(body, source="api", request_id=self.request_id,
                                                      session=session))
+
+    async def _threaded(self, body: dict, thread):
+        """The message-threads beta: the thread registry validates, runs and holds the turn."""
+        threads = self.service.threads
+        ignored = ignored_fields(body)
+        if ignored:
+            self.set_header("claude-nb-ignored", ",".join(ignored))
+        if body.get("stream"):
+            events = threads.stream(body, thread, source="api", request_id=self.request_id)
+            await self.send_events(self.app.metrics.watch_first_token(
+                events, "/v1/messages", self.request.request_time))
+        else:
+            self.write_json(await threads.create(body, thread, source="api",
+                                                 request_id=self.request_id))
 
 
 class CountTokensHandler(ApiHandler):
@@ -53,3 +72,14 @@ class SessionHandler(ApiHandler):
         key = parse_session_key(session, "session")
         await self.bridge.end_session(key)
         self.write_json({"id": key, "type": "session_deleted"})
+
+
+class ThreadHandler(ApiHandler):
+    """Our extension: drop a message thread (and its kept CLI process) when a chat is reset.
+    Any response id of the thread names it."""
+
+    @api_method
+    @authorized
+    async def delete(self, message_id: str):
+        await self.service.threads.end(message_id)
+        self.write_json({"id": message_id, "type": "thread_deleted"})
