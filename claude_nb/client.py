@@ -34,6 +34,7 @@ from .protocol.errors import AnthropicError
 from .protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from .protocol.sse import iter_sse
 from .protocol.validation import SESSION_HEADER
+from .service.cache import CACHE_HEADER
 
 READ_TIMEOUT = 600.0        # as the official SDK: the server pings on long waits
 URL_ENV, TOKEN_ENV = "CLAUDE_NB_URL", "CLAUDE_NB_TOKEN"
@@ -95,12 +96,14 @@ class Answer:
     cost_estimated: bool = False
     transport: str = ""
     message: dict = field(default_factory=dict, repr=False)
+    cached: bool = False          # answered from the result cache: no CLI run, nothing billed
 
     def metadata(self) -> dict:
         """What `%%claude` saves in the output's metadata (`{"claude_nb": ...}`)."""
         return {"model": self.model, "usage": self.usage, "cost_usd": self.cost_usd,
                 "cost_estimated": self.cost_estimated, "request_id": self.request_id,
-                "stop_reason": self.stop_reason, "transport": self.transport}
+                "stop_reason": self.stop_reason, "transport": self.transport,
+                "cached": self.cached}
 
 
 class AnswerStream:
@@ -120,6 +123,7 @@ class AnswerStream:
         self.aborted = False
         self._acc = MessageAccumulator()
         self._final_usage: dict | None = None
+        self.cached = False
         self._iter = self._run()
 
     def __iter__(self):
@@ -178,6 +182,9 @@ class AnswerStream:
             if kind == "claude_nb.request_id":
                 self.request_id = event.get("request_id") or self.request_id
                 continue
+            if kind == "claude_nb.cache":
+                self.cached = bool(event.get("hit"))
+                continue
             self._acc.add(event)
             if kind == "content_block_delta":
                 delta = event.get("delta") or {}
@@ -192,22 +199,29 @@ class AnswerStream:
         if self._final_usage:
             message["usage"] = self._final_usage
         usage = message.get("usage") or {}
-        cost, estimated = self._transport.cost_of(self.request_id, message.get("model", ""), usage)
+        if self.cached:
+            cost, estimated = 0.0, False      # nothing ran, nothing was billed
+        else:
+            cost, estimated = self._transport.cost_of(self.request_id, message.get("model", ""),
+                                                      usage)
         self.answer = Answer(text=self.text, model=message.get("model", ""), usage=usage,
                              stop_reason=message.get("stop_reason"), request_id=self.request_id,
                              cost_usd=cost, cost_estimated=estimated,
-                             transport=self._transport.kind, message=message)
+                             transport=self._transport.kind, message=message, cached=self.cached)
 
 
 # -- transports -----------------------------------------------------------------------------
 class Transport:
     kind = ""
 
-    def stream(self, body: dict, *, source: str = "client", session: str | None = None):
+    def stream(self, body: dict, *, source: str = "client", session: str | None = None,
+               cache: bool = False):
         """-> (events, request_id, abort): the Anthropic stream events, the request id if known
         yet, and a thread-safe callable that stops the request.
 
-        session: a chat's key; the CLI process that answered is kept for the chat's next turn."""
+        session: a chat's key; the CLI process that answered is kept for the chat's next turn.
+        cache: answer from the result cache if it holds this exact request (then the events
+        start with `{"type": "claude_nb.cache", "hit": True}`), else store the answer."""
         raise NotImplementedError
 
     def end_session(self, session: str) -> None:
@@ -315,18 +329,22 @@ class HttpTransport(Transport):
         finally:
             response.close()
 
-    def stream(self, body: dict, *, source: str = "client", session: str | None = None):
+    def stream(self, body: dict, *, source: str = "client", session: str | None = None,
+               cache: bool = False):
+        headers = {SESSION_HEADER: session} if session else {}
+        if cache:
+            headers[CACHE_HEADER] = "use"
         response = self.open("POST", "v1/messages", body={**body, "stream": True},
-                             accept="text/event-stream",
-                             headers={SESSION_HEADER: session} if session else None)
+                             accept="text/event-stream", headers=headers or None)
         request_id = response.getheader("request-id")
+        hit = (response.getheader(CACHE_HEADER) or "") == "hit"
 
         def abort():
             try:        # wakes the reading thread with EOF; the server sees the client go
                 response.claude_nb_socket.shutdown(socket.SHUT_RDWR)
             except (OSError, AttributeError):
                 pass
-        return self._events(response, request_id), request_id, abort
+        return self._events(response, request_id, hit), request_id, abort
 
     def cli_status(self) -> dict:
         return self.request("GET", "health")["cli"]
@@ -334,7 +352,9 @@ class HttpTransport(Transport):
     def end_session(self, session: str) -> None:
         self.request("DELETE", "claude_nb/sessions/" + quote(session, safe=""))
 
-    def _events(self, response, request_id):
+    def _events(self, response, request_id, cache_hit: bool = False):
+        if cache_hit:
+            yield {"type": "claude_nb.cache", "hit": True}
         try:
             lines = (raw.decode("utf-8") for raw in response)
             for name, data in iter_sse(lines):
@@ -407,7 +427,7 @@ class InProcessTransport(Transport):
         """Record in-process runs in the usage store, as the server records its own."""
         try:
             from .local import local_state
-            local_state(self).store.attach(bridge)
+            local_state(self).attach(bridge)     # usage ledger, files, result cache
         except ImportError:
             return
         except Exception as exc:   # an unwritable data dir must not stop answers
@@ -449,7 +469,8 @@ class InProcessTransport(Transport):
             future.cancel()
             raise
 
-    def stream(self, body: dict, *, source: str = "client", session: str | None = None):
+    def stream(self, body: dict, *, source: str = "client", session: str | None = None,
+               cache: bool = False):
         from .protocol.validation import validate_message_request
         body = dict(body)
         body.pop("stream", None)
@@ -466,8 +487,8 @@ class InProcessTransport(Transport):
             if future is not None:
                 future.cancel()
             handoff.put(("end", None))
-        return (self._events(body, source, session, request_id, handoff, control), request_id,
-                abort)
+        return (self._events(body, source, session, request_id, handoff, control, cache),
+                request_id, abort)
 
     def cli_status(self) -> dict:
         from .bridge.status import cli_status
@@ -477,7 +498,7 @@ class InProcessTransport(Transport):
         if self._loop is not None and self._bridge is not None:
             self.run(self._bridge.end_session(session), timeout=15)
 
-    def _events(self, body, source, session, request_id, handoff, control):
+    def _events(self, body, source, session, request_id, handoff, control, cache=False):
         bridge = self.bridge
         started = threading.Event()
         finished = threading.Event()      # set once the bridge has cleaned up (process ended)
@@ -486,7 +507,7 @@ class InProcessTransport(Transport):
             started.set()
             try:
                 async for event in bridge.stream(body, source=source, request_id=request_id,
-                                                 session=session):
+                                                 session=session, cache=cache):
                     handoff.put(("event", event))
                 handoff.put(("end", None))
             except AnthropicError as exc:
@@ -667,13 +688,15 @@ class Claude:
         return body
 
     def stream(self, prompt=None, *, source: str = "client", session: str | None = None,
-               **kw) -> AnswerStream:
+               cache: bool = False, **kw) -> AnswerStream:
         """An `AnswerStream`: iterate it for text pieces, then read `.answer`.
 
-        session: a chat's key (see `Transport.stream`); the magics and the chat widget use one."""
+        session: a chat's key (see `Transport.stream`); the magics and the chat widget use one.
+        cache: answer from the result cache when this exact request was answered before (no
+        CLI run, nothing billed; `.answer.cached` says so), else store the answer for next time."""
         transport = self.transport
         events, request_id, abort = transport.stream(self.build_body(prompt, **kw), source=source,
-                                                     session=session)
+                                                     session=session, cache=cache)
         return AnswerStream(events, transport, request_id, abort)
 
     def message_stream(self, prompt=None, *, model: str | None = None, system=None,
@@ -696,10 +719,11 @@ class Claude:
             return s.until_done()
 
     def message(self, prompt=None, *, model: str | None = None, system=None,
-                max_tokens: int | None = None, **params) -> str:
-        """Send one message; return the answer's text."""
+                max_tokens: int | None = None, cache: bool = False, **params) -> str:
+        """Send one message; return the answer's text. cache=True: an identical earlier request's
+        answer is reused from the result cache (no CLI run, nothing billed)."""
         return self.answer(prompt, model=model, system=system, max_tokens=max_tokens,
-                           **params).text
+                           cache=cache, **params).text
 
     def models(self) -> list[dict]:
         """The models on offer (GET /v1/models)."""

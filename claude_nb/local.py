@@ -21,10 +21,18 @@ class LocalState:
     """One store and one batch runner per in-process transport."""
 
     def __init__(self, transport: InProcessTransport):
+        from .service.cache import ResultCache
         from .store import Store
         self.transport = transport
         self.store = Store()
+        config = transport._config
+        self.cache = ResultCache(self.store, **({"config": config} if config else {}))
         self.runner = None
+
+    def attach(self, bridge) -> None:
+        """Record the bridge's runs here, let it read files and answer from the result cache."""
+        self.store.attach(bridge)
+        self.cache.attach(bridge)
 
     def batch_runner(self):
         with _lock:
@@ -63,11 +71,11 @@ class LocalBatches:
         self.transport = transport
         self.state = local_state(transport)
 
-    def create(self, requests: list[dict]) -> dict:
+    def create(self, requests: list[dict], *, cache: bool = False) -> dict:
         from .batches import batch_json, validate_batch_requests
         checked = _call(validate_batch_requests, {"requests": requests})
         runner = self.state.batch_runner()
-        record = _call(self.transport.run, runner.create(checked))
+        record = _call(self.transport.run, runner.create(checked, use_cache=cache))
         return batch_json(record)
 
     def retrieve(self, batch_id: str) -> dict:
@@ -88,6 +96,27 @@ class LocalBatches:
         from .batches import results_lines
         for line in _call(lambda: list(results_lines(self.state.store, batch["id"]))):
             yield json.loads(line)
+
+    def results_so_far(self, batch_id: str) -> Iterator[dict]:
+        from .batches import results_so_far
+        for line in _call(lambda: list(results_so_far(self.state.store, batch_id))):
+            yield json.loads(line)
+
+
+class LocalCache:
+    """The result cache in this process's store."""
+
+    def __init__(self, transport: InProcessTransport):
+        self.cache = local_state(transport).cache
+
+    def clear(self) -> int:
+        return self.cache.clear()
+
+    def stats(self) -> dict:
+        return self.cache.stats()
+
+    def contains(self, requests: list[dict]) -> list[bool]:
+        return self.cache.contains_many(requests)
 
 
 def local_report(transport: InProcessTransport, path: str, params: dict) -> dict:

@@ -12,10 +12,12 @@ from claude_nb.batches import BatchRunner
 from claude_nb.bridge import ClaudeBridge
 from claude_nb.metrics import ServiceMetrics
 from claude_nb.quota import tracker_for
+from claude_nb.service.cache import ResultCache
 from claude_nb.store import DB_NAME, Store, default_store_dir
 
 from .handlers.batches import (BatchCancelHandler, BatchesHandler, BatchHandler,
-                               BatchResultsHandler)
+                               BatchResultsHandler, BatchResultsSoFarHandler)
+from .handlers.cache import ResultCacheHandler, ResultCacheLookupHandler
 from .handlers.files import FileContentHandler, FileHandler, FilesHandler
 from .handlers.messages import CountTokensHandler, MessagesHandler, SessionHandler
 from .handlers.metrics import MetricsHandler, QuotaHandler, record_request_metrics
@@ -44,6 +46,7 @@ class ClaudeNbApp(ExtensionApp):
         self.store = Store(os.path.join(self.store_dir, DB_NAME) if self.store_dir
                            else default_store_dir() / DB_NAME)
         self.store.attach(self.bridge)       # usage ledger + file_id sources in messages
+        self.result_cache = ResultCache(self.store, parent=self).attach(self.bridge)
         self.batch_runner = BatchRunner(self.store, self.bridge, parent=self)
         self._runner_started = False
         # name -> callable returning a JSON-able dict, shown in /health
@@ -52,6 +55,7 @@ class ClaudeNbApp(ExtensionApp):
             "store": str(self.store.path),
             "unfinished": len(self.store.unfinished_batches()),
             "worked_here": len(self.batch_runner.active_batches)}
+        self.health_sections["result_cache"] = self.result_cache.stats
         # Plan quota from the CLI's rate-limit reports, kept in the store across restarts.
         self.quota = tracker_for(self.bridge)
         self.quota.restore(self.store.get_state("quota") or {})
@@ -83,6 +87,9 @@ class ClaudeNbApp(ExtensionApp):
             (r"/v1/usage/quota", QuotaHandler),
             (r"/metrics", MetricsHandler),
             (r"/claude_nb/sessions/(?P<session>[^/]+)", SessionHandler),
+            (r"/claude_nb/cache", ResultCacheHandler),
+            (r"/claude_nb/cache/lookup", ResultCacheLookupHandler),
+            (r"/claude_nb/batches/(?P<batch_id>[^/]+)/results", BatchResultsSoFarHandler),
         ])
         # Last: every other /v1 path (and /v1 itself) answers a 404 envelope.
         self.handlers.append((r"/v1(?:/.*)?", UnknownRouteHandler))
