@@ -1,0 +1,1 @@
+"""The kernel side: what runs in a notebook (DataFrame accessor, estimates, charts)."""
