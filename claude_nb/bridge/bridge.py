@@ -124,7 +124,8 @@ class ClaudeBridge(LoggingConfigurable):
     async def _through_cache(self, body: dict, source: str, request_id: str, background: bool,
                              session: str | None) -> AsyncIterator[dict]:
         results = self.result_cache
-        replay = results.answer(body, request_id=request_id, source=source)
+        # SQLite with fsync'd writes (the hit's ledger entry): off the event loop
+        replay = await asyncio.to_thread(results.answer, body, request_id=request_id, source=source)
         yield {"type": "claude_nb.cache", "hit": replay is not None}
         if replay is not None:
             for event in replay:
@@ -141,7 +142,7 @@ class ClaudeBridge(LoggingConfigurable):
                     answer.add(event)
                 yield event
         if answer.message is not None:
-            results.save(body, answer.message)
+            await asyncio.to_thread(results.save, body, answer.message)
 
     async def _stream(self, body: dict, source: str, request_id: str, background: bool,
                       session: str | None) -> AsyncIterator[dict]:

@@ -14,11 +14,13 @@ from claude_nb.protocol.validation import parse_json_body
 from .base import ApiHandler, api_method
 
 
-class ResultCacheHandler(ApiHandler):
+class _CacheHandler(ApiHandler):
     @property
     def cache(self):
         return self.extensionapp.result_cache
 
+
+class ResultCacheHandler(_CacheHandler):
     @api_method
     @authorized
     async def get(self):
@@ -30,7 +32,7 @@ class ResultCacheHandler(ApiHandler):
         self.write_json({"type": "cache_cleared", "deleted": self.cache.clear()})
 
 
-class ResultCacheLookupHandler(ResultCacheHandler):
+class ResultCacheLookupHandler(_CacheHandler):
     @api_method
     @authorized
     async def post(self):
