@@ -179,7 +179,9 @@ class ClaudeMagics(Magics):
                                         model=args.model or self.model, system=system or None,
                                         max_tokens=(self.max_tokens if args.max_tokens is None
                                                     else args.max_tokens),
-                                        source="magic", session=self.session,
+                                        # a structured answer's process is never kept for
+                                        # the chat: leave the chat's kept process alone
+                                        source="magic", session=None if extra else self.session,
                                         cache=self.cache if args.cache is None else args.cache,
                                         **extra)
             for _ in stream:
