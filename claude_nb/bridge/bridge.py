@@ -123,6 +123,8 @@ class ClaudeBridge(LoggingConfigurable):
 
     async def _through_cache(self, body: dict, source: str, request_id: str, background: bool,
                              session: str | None) -> AsyncIterator[dict]:
+        # first: the CLI's own alias table decides which model a request's key names
+        await self._check_cli_once()
         results = self.result_cache
         # SQLite with fsync'd writes (the hit's ledger entry): off the event loop
         replay = await asyncio.to_thread(results.answer, body, request_id=request_id, source=source)
@@ -146,9 +148,7 @@ class ClaudeBridge(LoggingConfigurable):
 
     async def _stream(self, body: dict, source: str, request_id: str, background: bool,
                       session: str | None) -> AsyncIterator[dict]:
-        if self._cli_checked is None or self._cli_checked != find_cli_or_none(self.cli_path):
-            await self.check_cli()       # hosts that never call it at start (the kernel), a new CLI;
-            # a result cache hit runs no CLI, so the check waits for a run
+        await self._check_cli_once()
         plan = plan_request(body, resolve_file=self.file_resolver)
         pool = self._active_pool() if session else None
         turn = pool.chat_turn(session, plan) if pool is not None else None
@@ -180,6 +180,10 @@ class ClaudeBridge(LoggingConfigurable):
         if final_usage:
             message["usage"] = final_usage
         return message
+
+    async def _check_cli_once(self) -> None:
+        if self._cli_checked is None or self._cli_checked != find_cli_or_none(self.cli_path):
+            await self.check_cli()       # hosts that never call it at start (the kernel), a new CLI
 
     def cli_executable(self) -> str:
         return find_cli(self.cli_path)
