@@ -19,6 +19,7 @@ from IPython.utils.capture import capture_output
 import claude_nb
 from claude_nb import ClaudeError
 from claude_nb.kernel.schema import output_schema, typed_columns
+from claude_nb.protocol.models import resolve_model
 from fake_upstream import Reply
 from structured_replies import structured_reply
 
@@ -180,7 +181,7 @@ def test_estimate_counts_before_sending_and_max_cost_refuses(scripted):
     assert estimate.input_tokens > 3 * 285              # the CLI's own part of each request too
     assert 0 < estimate.cost_usd_range[0] <= estimate.cost_usd <= estimate.cost_usd_max
     assert estimate.concurrency >= 1 and estimate.seconds_expected[0] > 0
-    assert "3 to send to claude-haiku-4-5-20251001" in str(estimate)
+    assert f"3 to send to {resolve_model('haiku').id}" in str(estimate)
     with pytest.raises(claude_nb.CostLimitExceeded) as err:
         df.claude.extract("Read: {review}", schema, model="haiku", max_tokens=200,
                           max_cost_usd=estimate.cost_usd / 2)
