@@ -11,7 +11,8 @@ from traitlets import Bool, Unicode
 from claude_nb.service.runtime import Service
 
 from .handlers.batches import (BatchCancelHandler, BatchesHandler, BatchHandler,
-                               BatchResultsHandler)
+                               BatchResultsHandler, BatchResultsSoFarHandler)
+from .handlers.cache import ResultCacheHandler, ResultCacheLookupHandler
 from .handlers.files import FileContentHandler, FileHandler, FilesHandler
 from .handlers.messages import CountTokensHandler, MessagesHandler, SessionHandler
 from .handlers.metrics import MetricsHandler, QuotaHandler, record_request_metrics
@@ -61,6 +62,10 @@ class ClaudeNbApp(ExtensionApp):
     def quota(self):
         return self.service.quota
 
+    @property
+    def result_cache(self):
+        return self.service.result_cache
+
     def initialize_handlers(self):
         self.handlers.extend([
             (r"/v1/messages", MessagesHandler),
@@ -83,6 +88,9 @@ class ClaudeNbApp(ExtensionApp):
             (r"/v1/usage/quota", QuotaHandler),
             (r"/metrics", MetricsHandler),
             (r"/claude_nb/sessions/(?P<session>[^/]+)", SessionHandler),
+            (r"/claude_nb/cache", ResultCacheHandler),
+            (r"/claude_nb/cache/lookup", ResultCacheLookupHandler),
+            (r"/claude_nb/batches/(?P<batch_id>[^/]+)/results", BatchResultsSoFarHandler),
         ])
         # Last: every other /v1 path (and /v1 itself) answers a 404 envelope.
         self.handlers.append((r"/v1(?:/.*)?", UnknownRouteHandler))
