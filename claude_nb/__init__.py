@@ -17,6 +17,7 @@ tornado or jupyter_server, so it works in any kernel.
 from ._version import __version__  # noqa: F401
 from .kernel.client import Answer, AnswerStream, Claude, anthropic_client, claude  # noqa: F401
 from .kernel.errors import ClaudeError  # noqa: F401
+from .kernel.import_hook import after_import
 from .kernel.transports import connect  # noqa: F401
 
 _LAZY = {
@@ -50,7 +51,8 @@ def _register_accessor() -> None:
         pass
 
 
-_register_accessor()
+# now if pandas is loaded, else when it is: importing claude_nb alone never loads pandas
+after_import("pandas", _register_accessor)
 
 
 def load_ipython_extension(shell):

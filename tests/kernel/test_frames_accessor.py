@@ -7,8 +7,6 @@ notebooks/dataframes.ipynb runs the same through a Jupyter server (tests/kernel/
 """
 from __future__ import annotations
 
-import json
-import time
 import typing
 
 import pandas as pd
