@@ -11,7 +11,8 @@ from traitlets import Bool, Unicode
 from claude_nb.service.runtime import Service
 
 from .handlers.batches import (BatchCancelHandler, BatchesHandler, BatchHandler,
-                               BatchResultsHandler)
+                               BatchResultsHandler, BatchResultsSoFarHandler)
+from .handlers.cache import ResultCacheHandler, ResultCacheLookupHandler
 from .handlers.files import FileContentHandler, FileHandler, FilesHandler
 from .handlers.messages import (CountTokensHandler, MessagesHandler, SessionHandler,
                                 ThreadHandler)
@@ -66,6 +67,10 @@ class ClaudeNbApp(ExtensionApp):
     def threads(self):
         return self.service.threads
 
+    @property
+    def result_cache(self):
+        return self.service.result_cache
+
     def initialize_handlers(self):
         self.handlers.extend([
             (r"/v1/messages", MessagesHandler),
@@ -89,6 +94,9 @@ class ClaudeNbApp(ExtensionApp):
             (r"/metrics", MetricsHandler),
             (r"/claude_nb/sessions/(?P<session>[^/]+)", SessionHandler),
             (r"/claude_nb/threads/(?P<message_id>[^/]+)", ThreadHandler),
+            (r"/claude_nb/cache", ResultCacheHandler),
+            (r"/claude_nb/cache/lookup", ResultCacheLookupHandler),
+            (r"/claude_nb/batches/(?P<batch_id>[^/]+)/results", BatchResultsSoFarHandler),
         ])
         # Last: every other /v1 path (and /v1 itself) answers a 404 envelope.
         self.handlers.append((r"/v1(?:/.*)?", UnknownRouteHandler))

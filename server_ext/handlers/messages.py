@@ -12,6 +12,7 @@ from claude_nb.protocol.tokens import count_request_tokens
 from claude_nb.protocol.validation import (SESSION_HEADER, ignored_fields, parse_json_body,
                                            parse_session_key, validate_count_request,
                                            validate_message_request)
+from claude_nb.service.cache import CACHE_HEADER, parse_cache_header
 
 from .base import ApiHandler, api_method
 
@@ -27,17 +28,32 @@ class MessagesHandler(ApiHandler):
         body = validate_message_request(body)
         resolve_model(body["model"])
         session = parse_session_key(self.request.headers.get(SESSION_HEADER))
+        cache = parse_cache_header(self.request.headers.get(CACHE_HEADER))
         ignored = ignored_fields(body)
         if ignored:
             self.set_header("claude-nb-ignored", ",".join(ignored))
         if body.get("stream"):
             events = self.bridge.stream(body, source="api", request_id=self.request_id,
-                                        session=session)
+                                        session=session, cache=cache)
             await self.send_events(self.app.metrics.watch_first_token(
-                events, "/v1/messages", self.request.request_time))
+                self._cache_header(events), "/v1/messages", self.request.request_time))
         else:
-            self.write_json(await self.bridge.create(body, source="api", request_id=self.request_id,
-                                                     session=session))
+            info: dict = {}
+            message = await self.bridge.create(body, source="api", request_id=self.request_id,
+                                               session=session, cache=cache, info=info)
+            if cache:
+                self.set_header(CACHE_HEADER, "hit" if info.get("cached") else "miss")
+            self.write_json(message)
+
+    async def _cache_header(self, events):
+        """The result cache's verdict comes first, before the 200 is committed: as a header."""
+        try:
+            async for event in events:
+                if event.get("type") == "claude_nb.cache":
+                    self.set_header(CACHE_HEADER, "hit" if event.get("hit") else "miss")
+                yield event
+        finally:
+            await events.aclose()
 
     async def _threaded(self, body: dict, thread):
         """The message-threads beta: the thread registry validates, runs and holds the turn."""

@@ -254,8 +254,9 @@ def reviews_frame():
 
 def check_batch_frame(frame, upstream):
     assert list(frame.index) == ["a", "b", "c"]
-    assert list(frame.columns) == ["product", "review", "text", "status", "input_tokens",
+    assert list(frame.columns) == ["product", "review", "text", "status", "cached", "input_tokens",
                                    "output_tokens", "cost_usd", "error"]
+    assert not frame["cached"].any()
     assert list(frame["text"]) == ["You said: Review of kettle: I love it",
                                    "You said: Review of lamp: Broke at once",
                                    "You said: Review of toaster: It is fine"]
@@ -355,7 +356,8 @@ def check_reports(upstream, upstream_runs: int):
     usage = claude_nb.usage_report(bucket_width="1h")
     assert list(usage.columns) == ["starting_at", "ending_at", "model", "uncached_input_tokens",
                                    "cache_creation_5m_input_tokens", "cache_creation_1h_input_tokens",
-                                   "cache_read_input_tokens", "output_tokens", "web_search_requests"]
+                                   "cache_read_input_tokens", "output_tokens", "web_search_requests",
+                                   "cached_requests", "cached_input_tokens", "cached_output_tokens"]
     by_model = usage.groupby("model")[["uncached_input_tokens", "output_tokens"]].sum()
     ran = ran_model(upstream)          # the model `haiku` ran on this CLI, not the alias
     assert by_model.loc[ran, "output_tokens"] == 7 * upstream_runs

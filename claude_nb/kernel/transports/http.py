@@ -17,11 +17,13 @@ from ...bridge.events import MessageAccumulator
 from ...protocol.sse import iter_sse
 from ...protocol.threads import CREATE_ONLY_FIELDS, MESSAGE_THREADS_BETA, REPLAY_ERROR_CODES
 from ...protocol.validation import SESSION_HEADER
+from ...service.cache import CACHE_HEADER
 from ..errors import ClaudeError, ConnectionFailed
 from .base import Transport
 
 READ_TIMEOUT = 600.0        # as the official SDK: the server pings on long waits
 QUOTA_PATH = "v1/usage/quota"
+CACHE_PATH = "claude_nb/cache"
 
 
 def _query(params: dict | None) -> str:
@@ -143,14 +145,18 @@ class HttpTransport(Transport):
         finally:
             response.close()
 
-    def stream(self, body: dict, *, source: str = "client", session: str | None = None):
-        if session and self._threads_supported:
+    def stream(self, body: dict, *, source: str = "client", session: str | None = None,
+               cache: bool = False):
+        if session and self._threads_supported and not cache:
             return self._chat_stream(body, session)
+        headers = {SESSION_HEADER: session} if session else {}
+        if cache:
+            headers[CACHE_HEADER] = "use"
         response = self.open("POST", "v1/messages", body={**body, "stream": True},
-                             accept="text/event-stream",
-                             headers={SESSION_HEADER: session} if session else None)
+                             accept="text/event-stream", headers=headers or None)
         request_id = response.getheader("request-id")
-        return self._events(response, request_id), request_id, self._aborter(response)
+        hit = (response.getheader(CACHE_HEADER) or "") == "hit"
+        return self._events(response, request_id, hit), request_id, self._aborter(response)
 
     @staticmethod
     def _aborter(response):
@@ -238,6 +244,9 @@ class HttpTransport(Transport):
     def batches(self) -> "HttpBatches":
         return HttpBatches(self)
 
+    def result_cache(self) -> "HttpResultCache":
+        return HttpResultCache(self)
+
     def report(self, path: str, params: dict) -> dict:
         return self.request("GET", path, params=params)
 
@@ -247,7 +256,9 @@ class HttpTransport(Transport):
     def sdk_endpoint(self) -> tuple[str, str]:
         return self.base_url.rstrip("/"), self.token or "none"
 
-    def _events(self, response, request_id):
+    def _events(self, response, request_id, cache_hit: bool = False):
+        if cache_hit:
+            yield {"type": "claude_nb.cache", "hit": True}
         try:
             lines = (raw.decode("utf-8") for raw in response)
             for name, data in iter_sse(lines):
@@ -277,8 +288,13 @@ class HttpBatches:
     def __init__(self, transport: "HttpTransport"):
         self.transport = transport
 
-    def create(self, requests: list[dict]) -> dict:
-        return self.transport.request("POST", "v1/messages/batches", body={"requests": requests})
+    def create(self, requests: list[dict], *, cache: bool = False) -> dict:
+        response = self.transport.open("POST", "v1/messages/batches", body={"requests": requests},
+                                       headers={CACHE_HEADER: "use" if cache else "off"})
+        try:
+            return json.loads(response.read())
+        finally:
+            response.close()
 
     def retrieve(self, batch_id: str) -> dict:
         return self.transport.request("GET", f"v1/messages/batches/{batch_id}")
@@ -293,3 +309,24 @@ class HttpBatches:
         url = batch.get("results_url") or f"v1/messages/batches/{batch['id']}/results"
         for line in self.transport.lines(url):
             yield json.loads(line)
+
+    def results_so_far(self, batch_id: str) -> Iterator[dict]:
+        for line in self.transport.lines(f"claude_nb/batches/{batch_id}/results"):
+            yield json.loads(line)
+
+
+class HttpResultCache:
+    """The server's result cache (/claude_nb/cache)."""
+
+    def __init__(self, transport: "HttpTransport"):
+        self.transport = transport
+
+    def clear(self) -> int:
+        return int(self.transport.request("DELETE", CACHE_PATH)["deleted"])
+
+    def info(self) -> dict:
+        return self.transport.request("GET", CACHE_PATH)
+
+    def lookup(self, requests: list[dict]) -> tuple[list[bool], int]:
+        body = self.transport.request("POST", CACHE_PATH + "/lookup", body={"requests": requests})
+        return [bool(c) for c in body["cached"]], int(body.get("concurrency") or 1)
