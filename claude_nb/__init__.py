@@ -10,10 +10,14 @@ tornado or jupyter_server, so it works in any kernel.
     claude_nb.anthropic_client()             # the official SDK, pointed at the Jupyter server
     claude_nb.chat()                         # a chat panel (ipywidgets) with a Stop button
     claude_nb.quota()                        # the plan's rate-limit windows (subscription logins)
+    df.claude.extract("... {column} ...", {"field": int, "kind": ["a", "b"]})   # typed columns
+    df.claude.map / classify / filter / estimate(..., max_cost_usd=0.50)
+    claude_nb.cache_clear(), claude_nb.plot_usage(), claude_nb.plot_cost()
 """
 from ._version import __version__  # noqa: F401
 from .kernel.client import Answer, AnswerStream, Claude, anthropic_client, claude  # noqa: F401
 from .kernel.errors import ClaudeError  # noqa: F401
+from .kernel.import_hook import after_import
 from .kernel.transports import connect  # noqa: F401
 
 _LAZY = {
@@ -22,6 +26,9 @@ _LAZY = {
     "ChatWidget": "kernel.widgets", "chat": "kernel.widgets",
     "ClaudeMagics": "kernel.magics",
     "quota": "kernel.quota",
+    "cache_clear": "kernel.caching", "cache_info": "kernel.caching",
+    "plot_usage": "kernel.charts", "plot_cost": "kernel.charts",
+    "Estimate": "kernel.estimate", "CostLimitExceeded": "kernel.estimate",
 }
 
 __all__ = ["Answer", "AnswerStream", "Claude", "ClaudeError", "anthropic_client", "claude",
@@ -34,6 +41,18 @@ def __getattr__(name):
         import importlib
         return getattr(importlib.import_module(f".{_LAZY[name]}", __name__), name)
     raise AttributeError(f"module 'claude_nb' has no attribute {name!r}")
+
+
+def _register_accessor() -> None:
+    """`df.claude` on every DataFrame (pandas is a dependency)."""
+    try:
+        from .kernel import accessor  # noqa: F401
+    except ImportError:        # pandas missing: the rest of claude_nb still works
+        pass
+
+
+# now if pandas is loaded, else when it is: importing claude_nb alone never loads pandas
+after_import("pandas", _register_accessor)
 
 
 def load_ipython_extension(shell):

@@ -11,9 +11,11 @@ from traitlets import Bool, Unicode
 from claude_nb.service.runtime import Service
 
 from .handlers.batches import (BatchCancelHandler, BatchesHandler, BatchHandler,
-                               BatchResultsHandler)
+                               BatchResultsHandler, BatchResultsSoFarHandler)
+from .handlers.cache import ResultCacheHandler, ResultCacheLookupHandler
 from .handlers.files import FileContentHandler, FileHandler, FilesHandler
-from .handlers.messages import CountTokensHandler, MessagesHandler, SessionHandler
+from .handlers.messages import (CountTokensHandler, MessagesHandler, SessionHandler,
+                                ThreadHandler)
 from .handlers.metrics import MetricsHandler, QuotaHandler, record_request_metrics
 from .handlers.models import ModelHandler, ModelsHandler
 from .handlers.openai import ChatCompletionsHandler
@@ -62,6 +64,14 @@ class ClaudeNbApp(ExtensionApp):
     def quota(self):
         return self.service.quota
 
+    @property
+    def threads(self):
+        return self.service.threads
+
+    @property
+    def result_cache(self):
+        return self.service.result_cache
+
     def initialize_handlers(self):
         self.handlers.extend([
             (r"/v1/messages", MessagesHandler),
@@ -84,6 +94,10 @@ class ClaudeNbApp(ExtensionApp):
             (r"/v1/usage/quota", QuotaHandler),
             (r"/metrics", MetricsHandler),
             (r"/claude_nb/sessions/(?P<session>[^/]+)", SessionHandler),
+            (r"/claude_nb/threads/(?P<message_id>[^/]+)", ThreadHandler),
+            (r"/claude_nb/cache", ResultCacheHandler),
+            (r"/claude_nb/cache/lookup", ResultCacheLookupHandler),
+            (r"/claude_nb/batches/(?P<batch_id>[^/]+)/results", BatchResultsSoFarHandler),
             (r"/v1/openapi.json", OpenAPIHandler),
             (r"/claude_nb/docs", DocsPageHandler),
             (r"/claude_nb/docs/(?P<name>[^/]+)", DocsAssetHandler),

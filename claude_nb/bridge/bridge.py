@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import asyncio
 import time
+from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
@@ -91,6 +92,9 @@ class ClaudeBridge(LoggingConfigurable):
         super().__init__(**kwargs)
         self.limiter = Limiter(self.max_concurrency)
         self.file_resolver: FileResolver | None = None
+        # The result cache (claude_nb.service.cache.ResultCache attaches itself): answers
+        # requests that opt in with `cache=True` from stored answers, and stores new ones.
+        self.result_cache = None
         self.run_listeners: list[Callable[[RunRecord], None]] = []
         self.rate_limit_listeners: list[Callable[[dict], None]] = []
         self.live: set[CliProcess] = set()
@@ -101,16 +105,49 @@ class ClaudeBridge(LoggingConfigurable):
         self.observe(self._pool_toggled, "pool_enabled")
 
     # -- public API -----------------------------------------------------------------------
-    async def stream(self, body: dict, *, source: str = "api", request_id: str | None = None,
-                     background: bool = False, session: str | None = None) -> AsyncIterator[dict]:
-        """Yield the client's stream events for a validated request body.
+    def stream(self, body: dict, *, source: str = "api", request_id: str | None = None,
+               background: bool = False, session: str | None = None,
+               cache: bool = False) -> AsyncIterator[dict]:
+        """The client's stream events for a validated request body (an async generator).
 
         session: a chat conversation's key. Its process is kept between turns and gets the next
         user turn directly when the next request continues exactly this one (see pool.py).
+        cache: answer from the result cache when it holds this exact request (no CLI runs; a
+        `claude_nb.cache` event says whether it did), and store the answer otherwise.
         """
         request_id = request_id or new_request_id()
-        if self._cli_checked is None or self._cli_checked != find_cli_or_none(self.cli_path):
-            await self.check_cli()       # hosts that never call it at start (the kernel), a new CLI
+        if cache and self.result_cache is not None:
+            return self._through_cache(body, source, request_id, background, session)
+        return self._stream(body, source, request_id, background, session)
+
+    async def _through_cache(self, body: dict, source: str, request_id: str, background: bool,
+                             session: str | None) -> AsyncIterator[dict]:
+        # first: the CLI's own alias table decides which model a request's key names
+        await self._check_cli_once()
+        results = self.result_cache
+        # SQLite with fsync'd writes (the hit's ledger entry): off the event loop
+        replay = await asyncio.to_thread(results.answer, body, request_id=request_id, source=source)
+        yield {"type": "claude_nb.cache", "hit": replay is not None}
+        if replay is not None:
+            for event in replay:
+                yield event
+            return
+        answer = MessageAccumulator()
+        # aclosing: a client that leaves ends the CLI process now, not at garbage collection
+        async with aclosing(self._stream(body, source, request_id, background, session)) as run:
+            async for event in run:
+                if event.get("type") == "claude_nb.final_usage":
+                    if answer.message is not None:
+                        answer.message["usage"] = event["usage"]
+                else:
+                    answer.add(event)
+                yield event
+        if answer.message is not None:
+            await asyncio.to_thread(results.save, body, answer.message)
+
+    async def _stream(self, body: dict, source: str, request_id: str, background: bool,
+                      session: str | None) -> AsyncIterator[dict]:
+        await self._check_cli_once()
         plan = plan_request(body, resolve_file=self.file_resolver)
         pool = self._active_pool() if session else None
         turn = pool.chat_turn(session, plan) if pool is not None else None
@@ -123,12 +160,17 @@ class ClaudeBridge(LoggingConfigurable):
                     turn.observe(event)
                 yield event
 
-    async def create(self, body: dict, **kwargs) -> dict:
+    async def create(self, body: dict, *, info: dict | None = None, **kwargs) -> dict:
+        """The whole Message. info: a dict that gets `cached: True` for a result cache hit."""
         acc = MessageAccumulator()
         final_usage: dict = {}
         async for event in self.stream(body, **kwargs):
             if event.get("type") == "claude_nb.final_usage":
                 final_usage = event["usage"]
+                continue
+            if event.get("type") == "claude_nb.cache":
+                if info is not None:
+                    info["cached"] = bool(event.get("hit"))
                 continue
             acc.add(event)
         message = acc.message
@@ -137,6 +179,10 @@ class ClaudeBridge(LoggingConfigurable):
         if final_usage:
             message["usage"] = final_usage
         return message
+
+    async def _check_cli_once(self) -> None:
+        if self._cli_checked is None or self._cli_checked != find_cli_or_none(self.cli_path):
+            await self.check_cli()       # hosts that never call it at start (the kernel), a new CLI
 
     def cli_executable(self) -> str:
         return find_cli(self.cli_path)

@@ -12,7 +12,8 @@ The rules:
   retired). Room under that cap is filled with the spec wanted last, so a burst of requests
   like the last one finds up to `pool_max_idle` warm processes, not one. Running ones are
   capped by the bridge's limiter, so the total never exceeds `max_concurrency + pool_max_idle`.
-  When room is needed, the spec used least recently goes.
+  When room is needed, the spec used least recently goes; when a wanted spec finds the room
+  held by chats' kept processes, the oldest chat's process goes (the chat resumes cold).
 - Waiting processes retire after `pool_idle_timeout`; one that died (or was killed from
   outside) is noticed, dropped and replaced, and is never handed to a request.
 - A chat session (`bridge.stream(..., session=key)`) keeps its process between turns: the CLI
@@ -366,8 +367,12 @@ class ProcessPool:
                 continue
             if self._occupied() >= self.max_idle:
                 victim = self._least_recent_idle(than=key)
+                if victim is None and not any(e.key == key for e in self.idle):
+                    # Kept chat/thread processes fill the room and none of this shape waits: the
+                    # oldest chat's goes rather than starve these requests (it resumes, slower).
+                    victim = self._oldest_session()
                 if victim is None:
-                    continue   # full of processes as wanted as this one (or of chats)
+                    continue   # full of processes as wanted as this one
                 await self._discard(victim.proc, victim)
                 if self._occupied() >= self.max_idle:
                     continue

@@ -1,2 +1,3 @@
 """The kernel side: what a notebook or script imports. The client and its transports, the
-`%%claude` magics, display, the chat widget, DataFrame batch jobs and reports, the quota view."""
+`%%claude` magics, display, the chat widget, DataFrame batch jobs and reports,
+the df.claude accessor (schemas, estimates, the cache's view, charts), the quota view."""

@@ -29,12 +29,14 @@ class Answer:
     cost_estimated: bool = False
     transport: str = ""
     message: dict = field(default_factory=dict, repr=False)
+    cached: bool = False          # answered from the result cache: no CLI run, nothing billed
 
     def metadata(self) -> dict:
         """What `%%claude` saves in the output's metadata (`{"claude_nb": ...}`)."""
         return {"model": self.model, "usage": self.usage, "cost_usd": self.cost_usd,
                 "cost_estimated": self.cost_estimated, "request_id": self.request_id,
-                "stop_reason": self.stop_reason, "transport": self.transport}
+                "stop_reason": self.stop_reason, "transport": self.transport,
+                "cached": self.cached}
 
 
 class AnswerStream:
@@ -54,6 +56,7 @@ class AnswerStream:
         self.aborted = False
         self._acc = MessageAccumulator()
         self._final_usage: dict | None = None
+        self.cached = False
         self._iter = self._run()
 
     def __iter__(self):
@@ -109,6 +112,9 @@ class AnswerStream:
             if kind == "claude_nb.final_usage":
                 self._final_usage = event.get("usage")
                 continue
+            if kind == "claude_nb.cache":
+                self.cached = bool(event.get("hit"))
+                continue
             self._acc.add(event)
             if kind == "content_block_delta":
                 delta = event.get("delta") or {}
@@ -123,11 +129,15 @@ class AnswerStream:
         if self._final_usage:
             message["usage"] = self._final_usage
         usage = message.get("usage") or {}
-        cost, estimated = self._transport.cost_of(self.request_id, message.get("model", ""), usage)
+        if self.cached:
+            cost, estimated = 0.0, False      # nothing ran, nothing was billed
+        else:
+            cost, estimated = self._transport.cost_of(self.request_id, message.get("model", ""),
+                                                      usage)
         self.answer = Answer(text=self.text, model=message.get("model", ""), usage=usage,
                              stop_reason=message.get("stop_reason"), request_id=self.request_id,
                              cost_usd=cost, cost_estimated=estimated,
-                             transport=self._transport.kind, message=message)
+                             transport=self._transport.kind, message=message, cached=self.cached)
 
 
 # -- the client -----------------------------------------------------------------------------
@@ -172,13 +182,15 @@ class Claude:
         return body
 
     def stream(self, prompt=None, *, source: str = "client", session: str | None = None,
-               **kw) -> AnswerStream:
+               cache: bool = False, **kw) -> AnswerStream:
         """An `AnswerStream`: iterate it for text pieces, then read `.answer`.
 
-        session: a chat's key (see `Transport.stream`); the magics and the chat widget use one."""
+        session: a chat's key (see `Transport.stream`); the magics and the chat widget use one.
+        cache: answer from the result cache when this exact request was answered before (no
+        CLI run, nothing billed; `.answer.cached` says so), else store the answer for next time."""
         transport = self.transport
         events, request_id, abort = transport.stream(self.build_body(prompt, **kw), source=source,
-                                                     session=session)
+                                                     session=session, cache=cache)
         return AnswerStream(events, transport, request_id, abort)
 
     def message_stream(self, prompt=None, *, model: str | None = None, system=None,
@@ -201,10 +213,11 @@ class Claude:
             return s.until_done()
 
     def message(self, prompt=None, *, model: str | None = None, system=None,
-                max_tokens: int | None = None, **params) -> str:
-        """Send one message; return the answer's text."""
+                max_tokens: int | None = None, cache: bool = False, **params) -> str:
+        """Send one message; return the answer's text. cache=True: an identical earlier request's
+        answer is reused from the result cache (no CLI run, nothing billed)."""
         return self.answer(prompt, model=model, system=system, max_tokens=max_tokens,
-                           **params).text
+                           cache=cache, **params).text
 
     def models(self) -> list[dict]:
         """The models on offer (GET /v1/models)."""

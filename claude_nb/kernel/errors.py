@@ -34,8 +34,11 @@ class ClaudeError(AnthropicError):
             body = None
         if isinstance(body, dict) and isinstance(body.get("error"), dict):
             err = body["error"]
+            details = err.get("details") if isinstance(err.get("details"), dict) else {}
+            code = details.get("error_code")
             return cls(str(err.get("message") or text), status=status, type=err.get("type"),
-                       request_id=request_id or body.get("request_id"))
+                       request_id=request_id or body.get("request_id"),
+                       error_code=code if isinstance(code, str) else None)
         if isinstance(body, dict) and body.get("message"):
             text = str(body["message"])
         if status == 404:

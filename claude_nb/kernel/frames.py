@@ -16,10 +16,11 @@ USAGE_PATH = "v1/organizations/usage_report/messages"
 COST_PATH = "v1/organizations/cost_report"
 USAGE_NUMBERS = ("uncached_input_tokens", "cache_creation_5m_input_tokens",
                  "cache_creation_1h_input_tokens", "cache_read_input_tokens", "output_tokens",
-                 "web_search_requests")
+                 "web_search_requests", "cached_requests", "cached_input_tokens",
+                 "cached_output_tokens")
 BUCKET = {"1m": timedelta(minutes=1), "1h": timedelta(hours=1), "1d": timedelta(days=1)}
 DEFAULT_BUCKETS = {"1m": 60, "1h": 24, "1d": 7}
-RESULT_COLUMNS = ("text", "status", "input_tokens", "output_tokens", "cost_usd", "error")
+RESULT_COLUMNS = ("text", "status", "cached", "input_tokens", "output_tokens", "cost_usd", "error")
 
 
 # -- batch results --------------------------------------------------------------------------
@@ -27,8 +28,8 @@ def _result_row(item: dict, model: str | None) -> dict:
     from ..protocol.pricing import estimate_cost
     result = item.get("result") or {}
     kind = result.get("type") or "missing"
-    row = {"text": None, "status": kind, "input_tokens": None, "output_tokens": None,
-           "cost_usd": None, "error": None}
+    row = {"text": None, "status": kind, "cached": bool(result.get("cached")),
+           "input_tokens": None, "output_tokens": None, "cost_usd": None, "error": None}
     if kind == "succeeded":
         message = result.get("message") or {}
         usage = message.get("usage") or {}
@@ -36,13 +37,17 @@ def _result_row(item: dict, model: str | None) -> dict:
                               if b.get("type") == "text")
         row["input_tokens"] = usage.get("input_tokens")
         row["output_tokens"] = usage.get("output_tokens")
-        row["cost_usd"] = estimate_cost(message.get("model") or model or "", usage)
+        # a cached answer billed nothing; its tokens say what it stands for
+        row["cost_usd"] = 0.0 if row["cached"] else estimate_cost(message.get("model") or model or "",
+                                                                  usage)
     elif kind == "errored":
         envelope = result.get("error") or {}
         err = envelope.get("error") if isinstance(envelope.get("error"), dict) else envelope
         row["error"] = f"{err.get('type', 'error')}: {err.get('message', '')}"
     elif kind in ("canceled", "expired"):
         row["error"] = f"request {kind} before it was answered"
+    elif kind == "processing":
+        pass                     # not answered yet (a frame of a running batch)
     else:
         row["error"] = "no result for this request"
     return row
@@ -53,6 +58,7 @@ def results_frame(results: list[dict], inputs=None, *, model: str | None = None)
     import pandas as pd
     rows = [_result_row(item, model) for item in results]
     out = pd.DataFrame(rows, columns=list(RESULT_COLUMNS))
+    out["cached"] = out["cached"].astype("bool")
     out["input_tokens"] = out["input_tokens"].astype("Int64")
     out["output_tokens"] = out["output_tokens"].astype("Int64")
     out["cost_usd"] = out["cost_usd"].astype("float64")
@@ -116,8 +122,11 @@ def usage_report(starting_at=None, ending_at=None, *, bucket_width: str = "1d",
 
     Columns: starting_at, ending_at, the `group_by` dimensions (model, service_tier,
     context_window, ...), then uncached_input_tokens, cache_creation_5m_input_tokens,
-    cache_creation_1h_input_tokens, cache_read_input_tokens, output_tokens, web_search_requests.
+    cache_creation_1h_input_tokens, cache_read_input_tokens, output_tokens, web_search_requests,
+    and apart from those, cached_requests, cached_input_tokens, cached_output_tokens: requests
+    answered from claude-nb's result cache (no CLI run, zero cost) and the tokens they stand for.
     Defaults: the last 7 days (1d), 24 hours (1h) or 60 minutes (1m), grouped by model.
+    `claude_nb.plot_usage(frame)` charts it.
     """
     import pandas as pd
     if bucket_width not in BUCKET:
@@ -127,7 +136,8 @@ def usage_report(starting_at=None, ending_at=None, *, bucket_width: str = "1d",
     query = {"starting_at": _timestamp(starting_at) or _default_start(bucket_width),
              "ending_at": _timestamp(ending_at), "bucket_width": bucket_width,
              "group_by": group_by or None, "limit": limit,
-             "models": [models] if isinstance(models, str) else models}
+             "models": [models] if isinstance(models, str) else models,
+             "include_cache_hits": "true"}
     rows = []
     for bucket in _fetch_pages(USAGE_PATH, query):
         start, end = _bucket_times(bucket)
@@ -143,11 +153,16 @@ def usage_report(starting_at=None, ending_at=None, *, bucket_width: str = "1d",
                 "cache_read_input_tokens": result.get("cache_read_input_tokens") or 0,
                 "output_tokens": result.get("output_tokens") or 0,
                 "web_search_requests": tools.get("web_search_requests") or 0})
+            hits = result.get("claude_nb_cache_hits") or {}
+            row.update({"cached_requests": hits.get("requests") or 0,
+                        "cached_input_tokens": hits.get("input_tokens") or 0,
+                        "cached_output_tokens": hits.get("output_tokens") or 0})
             rows.append(row)
     columns = ["starting_at", "ending_at", *group_by, *USAGE_NUMBERS]
     frame = pd.DataFrame(rows, columns=columns)
     for name in USAGE_NUMBERS:
         frame[name] = frame[name].astype("int64")
+    frame.attrs["claude_nb"] = {"report": "usage", "bucket_width": bucket_width}
     return frame
 
 
@@ -158,6 +173,7 @@ def cost_report(starting_at=None, ending_at=None, *, group_by=("description",),
     Columns: starting_at, ending_at, the `group_by` dimensions (grouping by description also
     fills cost_type, model, service_tier, context_window and token_type), cost_usd, currency.
     The API's `amount` is a decimal string in cents; cost_usd is it divided by 100.
+    `claude_nb.plot_cost(frame)` charts it.
     """
     import pandas as pd
     group_by = [group_by] if isinstance(group_by, str) else list(group_by or [])
@@ -177,4 +193,6 @@ def cost_report(starting_at=None, ending_at=None, *, group_by=("description",),
             row["cost_usd"] = float(item.get("amount") or 0) / 100
             row["currency"] = item.get("currency") or "USD"
             rows.append(row)
-    return pd.DataFrame(rows, columns=["starting_at", "ending_at", *dims, "cost_usd", "currency"])
+    frame = pd.DataFrame(rows, columns=["starting_at", "ending_at", *dims, "cost_usd", "currency"])
+    frame.attrs["claude_nb"] = {"report": "cost", "bucket_width": "1d"}
+    return frame

@@ -18,6 +18,7 @@ from .errors import ClaudeError
 from .transports import default_transport
 from .templating import fill_template, template_fields
 
+PROCESSING = "processing"       # the status of a row whose request has no result yet
 ENDED = "ended"
 
 
@@ -160,12 +161,31 @@ class BatchJob:
                              for cid in order]
         return self._results
 
-    def to_dataframe(self, *, include_inputs: bool = True):
-        """One row per input, in input order: the input columns, then text, status,
-        input_tokens, output_tokens, cost_usd (estimated from list prices) and error. An output
-        column whose name an input column already has gets the suffix `_claude`."""
+    def results_so_far(self) -> list[dict]:
+        """The results stored so far, in input order; requests not yet answered have a result
+        of type `processing`."""
+        by_id = {r["custom_id"]: r for r in self._backend.results_so_far(self.id)}
+        order = self.meta.get("custom_ids") or sorted(by_id, key=_row_number)
+        return [by_id.get(cid, {"custom_id": cid, "result": {"type": PROCESSING}})
+                for cid in order]
+
+    def to_dataframe(self, *, include_inputs: bool = True, wait: bool = True,
+                     progress: bool = True, poll_interval: float = 1.0):
+        """One row per input, in input order: the input columns, then text, status, cached
+        (answered from the result cache: nothing billed), input_tokens, output_tokens, cost_usd
+        (estimated from list prices; 0 for cached rows) and error. An output column whose name
+        an input column already has gets the suffix `_claude`.
+
+        On a batch still running this waits for it, with the progress display; `wait=False`
+        returns the rows so far at once (status `processing` for those not answered yet)."""
         from .frames import results_frame
         inputs = self.inputs if include_inputs else None
+        if not self.ended:
+            self.refresh()
+        if not self.ended and not wait:
+            return results_frame(self.results_so_far(), inputs, model=self.meta.get("model"))
+        if not self.ended:
+            self.wait(progress=progress, poll_interval=poll_interval)
         return results_frame(self.results(), inputs, model=self.meta.get("model"))
 
     # -- display --------------------------------------------------------------------------
@@ -270,12 +290,14 @@ def _load_inputs(batch_id: str):
 
 
 def batch(data, prompt: str | None = None, *, model: str | None = None, system: str | None = None,
-          max_tokens: int | None = None, **params) -> BatchJob:
+          max_tokens: int | None = None, cache: bool = True, **params) -> BatchJob:
     """Send one request per row of `data` as a Message Batch; returns the `BatchJob`.
 
     data: a DataFrame (with `prompt="... {column} ..."`), a Series or list of strings (each is
     the prompt, or fills `{input}`), or a list of dicts. Extra keyword arguments go into every
-    request (e.g. `stop_sequences`, `temperature`).
+    request (e.g. `stop_sequences`, `temperature`). cache: rows whose exact request was answered
+    before are answered from the result cache at once, billed nothing (`cache=False`: every
+    row runs).
     """
     from .client import claude
     frame = _as_frame(data)
@@ -283,10 +305,16 @@ def batch(data, prompt: str | None = None, *, model: str | None = None, system: 
     requests = build_requests(frame, prompt, model=model,
                               max_tokens=claude.max_tokens if max_tokens is None else max_tokens,
                               system=system, **params)
+    return submit(requests, frame, model=model, prompt=prompt, cache=cache)
+
+
+def submit(requests: list[dict], frame, *, model: str, prompt: str | None, cache: bool,
+           extra_meta: dict | None = None) -> BatchJob:
+    """Create the batch of built requests and keep its inputs for re-attaching."""
     backend = default_transport().batches()
-    created = backend.create(requests)
+    created = backend.create(requests, cache=cache)
     meta = {"custom_ids": [r["custom_id"] for r in requests], "model": model, "prompt": prompt,
-            "created": time.time()}
+            "created": time.time(), **(extra_meta or {})}
     _save_inputs(created["id"], frame, meta)
     return BatchJob(backend, created, frame, meta)
 

@@ -32,8 +32,11 @@ SUBCOMMANDS = ("help", "models", "reset", "status", "history")
 # Added to the system prompt for one cell, never stored in the conversation.
 FORMAT_INSTRUCTIONS = {
     "code": "Answer with code only: a single fenced code block, no explanation around it.",
-    "json": "Answer with JSON only: one valid JSON value, no prose and no code fences.",
 }
+# --format json asks for structured output (output_config.format): the answer is a JSON object
+# by construction, checked by the CLI, rather than free text parsed afterwards.
+JSON_OUTPUT_FORMAT = {"type": "json_schema",
+                      "schema": {"type": "object", "additionalProperties": True}}
 
 _FENCE = re.compile(r"```[^\n`]*\n(.*?)```", re.DOTALL)
 
@@ -82,6 +85,11 @@ def cell_parser() -> argparse.ArgumentParser:
     p.add_argument("--new", action="store_true", help="start a new conversation with this cell")
     p.add_argument("--no-interpolate", action="store_true",
                    help="send {name} references as written (no variable expansion)")
+    p.add_argument("--cache", action="store_true", default=None,
+                   help="answer from the result cache when this exact request was answered "
+                        "before (no CLI run, nothing billed); else store the answer")
+    p.add_argument("--no-cache", dest="cache", action="store_false",
+                   help="never answer from the result cache (overrides ClaudeMagics.cache)")
     return p
 
 
@@ -92,6 +100,8 @@ HELP = """\
   --max-tokens N        answer length cap
   -o/--output VAR       store the answer in VAR
   -f/--format F         markdown | text | code (Copy button; next cell where supported) | json
+                        (a JSON object through structured output)
+  --cache / --no-cache  reuse the stored answer of an identical earlier request (free)
   --no-stream           show the answer once, when complete
   --new                 start a new conversation (otherwise cells continue the chat)
   --no-interpolate      leave {name} references as written
@@ -101,7 +111,7 @@ when they exist; other braces stay as they are; {{ and }} give literal braces.
 
 %claude help | models | reset | status | history
 Defaults: %config ClaudeMagics.model = "opus" (also system, max_tokens, format, stream,
-interpolate, max_history, display).
+interpolate, max_history, display, cache).
 """
 
 
@@ -113,6 +123,10 @@ class ClaudeMagics(Magics):
     format = Enum(FORMATS, default_value="markdown", help="Default answer format.").tag(config=True)
     stream = Bool(True, help="Show answers as they arrive.").tag(config=True)
     interpolate = Bool(True, help="Expand {name} references to notebook variables.").tag(config=True)
+    cache = Bool(False, help="Answer a cell from the result cache when the identical request "
+                             "(model, system, conversation, parameters) was answered before: no "
+                             "CLI run, nothing billed; the output's metadata says cached. "
+                             "--cache / --no-cache decide per cell.").tag(config=True)
     max_history = Int(0, help="Earlier exchanges sent with each cell (0: the whole "
                               "conversation).").tag(config=True)
     update_interval = Float(0.1, help="Seconds between display updates while streaming.").tag(config=True)
@@ -160,13 +174,18 @@ class ClaudeMagics(Magics):
         view = LiveView(self.shell, live=live, interval=self.update_interval, fmt=fmt,
                         kernel=self._kernel_display())
         user_turn = {"role": "user", "content": prompt}
+        extra = {"output_config": {"format": JSON_OUTPUT_FORMAT}} if fmt == "json" else {}
         stream = None
         try:
             stream = self.client.stream(messages=history + [user_turn],
                                         model=args.model or self.model, system=system or None,
                                         max_tokens=(self.max_tokens if args.max_tokens is None
                                                     else args.max_tokens),
-                                        source="magic", session=self.session)
+                                        # a structured answer's process is never kept for
+                                        # the chat: leave the chat's kept process alone
+                                        source="magic", session=None if extra else self.session,
+                                        cache=self.cache if args.cache is None else args.cache,
+                                        **extra)
             for _ in stream:
                 view.feed(stream.text)
             answer = stream.answer

@@ -27,6 +27,7 @@ from .openai import response as openai_response
 from .errors import ERROR_TYPES
 from .models import list_models
 from .paging import LIST_DEFAULT_LIMIT, LIST_MAX_LIMIT
+from .threads import MESSAGE_THREADS_BETA
 from .validation import (COUNT_FIELDS, EFFORTS, IGNORED_FIELDS, IGNORED_TOOL_FIELDS,
                          IMAGE_MEDIA_TYPES, INPUT_BLOCK_TYPES, MAX_MESSAGE_BYTES, MAX_MESSAGES,
                          MESSAGE_FIELDS, MIN_THINKING_BUDGET, ROLES, SESSION_HEADER,
@@ -130,7 +131,14 @@ MESSAGE_FIELD_DOCS: dict[str, tuple[dict, str | None, str]] = {
     "diagnostics": ({}, None, "No CLI counterpart."),
     "context_management": (ANY_OBJECT, None, "No CLI counterpart."),
     "mcp_servers": ({"type": "array", "items": ANY_OBJECT}, None, "No CLI counterpart."),
+    "thread": (_ref("ThreadParam"), HONOURED,
+               f"Message threads (beta `{MESSAGE_THREADS_BETA}`): `create` holds the conversation "
+               "under the response's `id`; `continue` from `previous_message_id` sends only the new "
+               "turn and runs with the whole history. A 400 in batch requests and count_tokens."),
 }
+# `thread` is taken off the body by the handler (protocol/threads.parse_thread_param) before
+# the Messages checks see it, so it is not in validation.MESSAGE_FIELDS.
+THREAD_FIELD = "thread"
 MESSAGE_REQUIRED = ("model", "messages", "max_tokens")
 COUNT_REQUIRED = ("model", "messages")
 
@@ -310,11 +318,17 @@ def _message_schemas() -> dict:
                              "Structured output: the CLI checks the JSON against the schema; a "
                              "failed check is a 500 `api_error` (retryable)."),
         }, support=HONOURED, description="Output settings."),
+        "ThreadParam": {"oneOf": [
+            _obj({"type": {"const": "create"}}, ["type"], extra=False),
+            _obj({"type": {"const": "continue"}, "previous_message_id": {"type": "string", "minLength": 1}},
+                 ["type", "previous_message_id"], extra=False)],
+            "description": "Start a thread, or continue one from the `id` of its latest response. "
+                           "A continue sends no `system` or `tools` (the thread keeps them)."},
         "JsonSchemaFormat": _obj({"type": {"const": "json_schema"}, "schema": ANY_OBJECT},
                                  ["type", "schema"], support=EMULATED,
                                  description="Returned as one text block holding the JSON."),
         "MessageRequest": {
-            **_request_schema(MESSAGE_FIELDS, MESSAGE_FIELD_DOCS, MESSAGE_REQUIRED, IGNORED_FIELDS,
+            **_request_schema(MESSAGE_FIELDS | {THREAD_FIELD}, MESSAGE_FIELD_DOCS, MESSAGE_REQUIRED, IGNORED_FIELDS,
                               description="POST /v1/messages. Ignored fields are named in the "
                                           "`claude-nb-ignored` response header."),
             REFUSED_LIST: MESSAGE_REFUSALS,
@@ -467,6 +481,9 @@ def _other_schemas() -> dict:
             "cache_creation": _obj({"ephemeral_5m_input_tokens": INT,
                                     "ephemeral_1h_input_tokens": INT}),
             "server_tool_use": _obj({"web_search_requests": INT}),
+            "claude_nb_cache_hits": _obj({"requests": INT, "input_tokens": INT, "output_tokens": INT},
+                                         description="With `include_cache_hits`: answers from the "
+                                                     "result cache (billed nothing, in no other number)."),
             **{d: NULLABLE_STRING for d in ("api_key_id", "workspace_id", "model", "service_tier",
                                             "context_window")}})),
         "CostReport": _report(_obj({
@@ -489,6 +506,19 @@ def _other_schemas() -> dict:
                           description="The latest rate-limit status the CLI reported per window "
                                       "(subscription logins). `unknown` until one is reported."),
         "SessionDeleted": _obj({"id": STRING, "type": {"const": "session_deleted"}}, ["id", "type"]),
+        "ThreadDeleted": _obj({"id": STRING, "type": {"const": "thread_deleted"}}, ["id", "type"]),
+        "CacheStats": _obj({"enabled": BOOL, "max_size_mb": NUMBER, "entries": INT, "size_bytes": INT,
+                            "hits": INT}, ["enabled", "max_size_mb", "entries", "size_bytes", "hits"],
+                           description="The result cache: on or off, its bound, what it holds and "
+                                       "how many answers it gave."),
+        "CacheCleared": _obj({"type": {"const": "cache_cleared"}, "deleted": INT}, ["type", "deleted"]),
+        "CacheLookupRequest": _obj({"requests": {"type": "array", "items": _ref("MessageRequest")}},
+                                   ["requests"], extra=False,
+                                   description="Messages requests, as they would be sent."),
+        "CacheLookupResult": _obj({"cached": {"type": "array", "items": BOOL}, "concurrency": INT},
+                                  ["cached", "concurrency"],
+                                  description="For each request, whether the cache would answer it; "
+                                              "and how many requests this server runs at once."),
         "OpenAPIDocument": _obj({"openapi": STRING, "info": ANY_OBJECT, "paths": ANY_OBJECT},
                                 ["openapi", "info", "paths"], extra=True,
                                 description="This document."),
@@ -653,6 +683,10 @@ ARRAY_OF_STRINGS = {"type": "array", "items": STRING}
 IGNORED_HEADER = {"claude-nb-ignored": {
     "schema": STRING, "description": "Comma-separated request fields accepted with no effect."}}
 REQUEST_ID_HEADER = {"request-id": {"schema": STRING}}
+CACHE_HEADER = "claude-nb-cache"         # service/cache.CACHE_HEADER (checked by a test)
+CACHE_PARAM = _param(CACHE_HEADER, "header", STRING,
+                     "`use` answers an identical earlier request from the result cache (no CLI "
+                     "run, billed nothing); the response's header says `hit` or `miss`.")
 SESSION_PARAM = _param(SESSION_HEADER, "header",
                        {"type": "string", "pattern": "^[A-Za-z0-9._:-]{1,128}$"},
                        "Keep the CLI process that answered for the next turn of this chat (a "
@@ -689,11 +723,14 @@ HELLO = {"role": "user", "content": "Say hello in five words."}
 MESSAGE_EXAMPLE = {"model": "sonnet", "max_tokens": 256, "messages": [HELLO]}
 CHAT_EXAMPLE = {"model": "sonnet", "messages": [HELLO]}
 BATCH_EXAMPLE = {"requests": [{"custom_id": "first", "params": MESSAGE_EXAMPLE}]}
+CACHE_LOOKUP_EXAMPLE = {"requests": [MESSAGE_EXAMPLE]}
 
 
 def _paths() -> dict:
     ok_message = {"description": "The Message, or its events when `stream` is true.",
-                  "headers": {**REQUEST_ID_HEADER, **IGNORED_HEADER},
+                  "headers": {**REQUEST_ID_HEADER, **IGNORED_HEADER,
+                              CACHE_HEADER: {"schema": {"enum": ["hit", "miss"]},
+                                             "description": f"With `{CACHE_HEADER}: use`."}},
                   "content": {"application/json": {"schema": _ref("Message")},
                               "text/event-stream": {"schema": {
                                   "type": "string",
@@ -713,7 +750,7 @@ def _paths() -> dict:
             "messages_create", "Messages", "Create a message",
             description="Runs the Claude Code CLI; JSON, or server-sent events with `stream: true`. "
                         "Field by field support: docs/compatibility.md.",
-            params=[SESSION_PARAM], body=_json_body("MessageRequest", MESSAGE_EXAMPLE),
+            params=[SESSION_PARAM, CACHE_PARAM], body=_json_body("MessageRequest", MESSAGE_EXAMPLE),
             example=MESSAGE_EXAMPLE,
             responses={"200": ok_message, **_errors(400, 404, 413, 429, 504, 529)})},
         "/v1/messages/count_tokens": {"post": _operation(
@@ -756,6 +793,15 @@ def _paths() -> dict:
                                    "schema": {"type": "string"},
                                    "x-claude-nb-line-schema": _ref("MessageBatchResult")}}},
                        **_errors(400, 404)})},
+        "/claude_nb/batches/{batch_id}/results": {"get": _operation(
+            "batches_results_so_far", "Message batches", "Results stored so far, while the batch runs",
+            description="claude-nb's own: the API's results route answers only once a batch has ended.",
+            params=[batch_id],
+            responses={"200": {"description": "One MessageBatchResult per line, in input order.",
+                               "content": {"application/x-jsonl": {
+                                   "schema": {"type": "string"},
+                                   "x-claude-nb-line-schema": _ref("MessageBatchResult")}}},
+                       **_errors(404)})},
         "/v1/files": {
             "post": _operation(
                 "files_upload", "Files", "Upload a file",
@@ -810,7 +856,9 @@ def _paths() -> dict:
                     _param("workspace_ids", "query", ARRAY_OF_STRINGS, "Only these workspaces."),
                     _param("service_tiers", "query", ARRAY_OF_STRINGS, "Only these service tiers."),
                     _param("context_window", "query", ARRAY_OF_STRINGS,
-                           "Only these context windows (`0-200k`, `200k-1M`).")],
+                           "Only these context windows (`0-200k`, `200k-1M`)."),
+                    _param("include_cache_hits", "query", {"type": "boolean", "default": False},
+                           "claude-nb's own: add `claude_nb_cache_hits` to each result.")],
             responses={"200": _json_response("UsageReport", "Buckets of usage."), **_errors(400)})},
         "/v1/organizations/cost_report": {"get": _operation(
             "cost_report", "Reports", "Cost report",
@@ -857,6 +905,22 @@ def _paths() -> dict:
                            f"The `{SESSION_HEADER}` key.")],
             responses={"200": _json_response("SessionDeleted", "Ended (or there was none)."),
                        **_errors(400)})},
+        "/claude_nb/threads/{message_id}": {"delete": _operation(
+            "thread_delete", "Server", "Drop a message thread and its kept CLI process",
+            params=[_path_param("message_id", "The `id` of any response of the thread.")],
+            responses={"200": _json_response("ThreadDeleted", "Dropped."), **_errors(404)})},
+        "/claude_nb/cache": {
+            "get": _operation("cache_stats", "Server", "The result cache",
+                              responses={"200": _json_response("CacheStats", "Its state."), **_errors()}),
+            "delete": _operation("cache_clear", "Server", "Empty the result cache",
+                                 responses={"200": _json_response("CacheCleared", "How many went."),
+                                            **_errors()})},
+        "/claude_nb/cache/lookup": {"post": _operation(
+            "cache_lookup", "Server", "Which requests the result cache would answer",
+            description="Nothing runs and nothing counts as used: for estimates made before sending.",
+            body=_json_body("CacheLookupRequest", CACHE_LOOKUP_EXAMPLE), example=CACHE_LOOKUP_EXAMPLE,
+            responses={"200": _json_response("CacheLookupResult", "One answer per request."),
+                       **_errors(400, 413)})},
         "/v1/openapi.json": {"get": _operation(
             "openapi", "Server", "This document",
             responses={"200": _json_response("OpenAPIDocument", "OpenAPI 3.1."), **_errors()})},
@@ -908,6 +972,13 @@ PYTHON_CALLS = {
     "health_v1": "print(client.get(\"/v1/health\", cast_to=object))",
     "metrics": "print(client.get(\"/metrics\", cast_to=str))",
     "session_delete": "print(client.delete(\"/claude_nb/sessions/my-chat\", cast_to=object))",
+    "thread_delete": "print(client.delete(\"/claude_nb/threads/{message_id}\", cast_to=object))",
+    "cache_stats": "print(client.get(\"/claude_nb/cache\", cast_to=object))",
+    "cache_clear": "print(client.delete(\"/claude_nb/cache\", cast_to=object))",
+    "cache_lookup": "print(client.post(\"/claude_nb/cache/lookup\", cast_to=object, body={\"requests\": [\n"
+                    "    {\"model\": \"sonnet\", \"max_tokens\": 256,\n"
+                    "     \"messages\": [{\"role\": \"user\", \"content\": \"Say hello in five words.\"}]}]}))",
+    "batches_results_so_far": "print(client.get(\"/claude_nb/batches/{batch_id}/results\", cast_to=str))",
     "openapi": "print(client.get(\"/v1/openapi.json\", cast_to=object)[\"info\"])",
     "docs_page": "import webbrowser\nwebbrowser.open(f\"{client.base_url}claude_nb/docs\")",
 }
@@ -917,7 +988,7 @@ OPENAI_CALLS = {
                                "print(completion.choices[0].message.content)",
 }
 CURL_PATHS = {"batch_id": "msgbatch_...", "file_id": "file_...", "model_id": "sonnet",
-              "session": "my-chat"}
+              "session": "my-chat", "message_id": "msg_..."}
 CURL_QUERY = {"usage_report": "?starting_at=2026-01-01T00:00:00Z",
               "cost_report": "?starting_at=2026-01-01T00:00:00Z"}
 

@@ -148,6 +148,14 @@ def results_lines(store: Store, batch_id: str) -> Iterator[bytes]:
             + result.encode() + b"}\n"
 
 
+def results_so_far(store: Store, batch_id: str) -> Iterator[bytes]:
+    """The results stored so far (a running batch's too), as `results_lines` writes them."""
+    store.get_batch(batch_id)          # 404 for an unknown batch
+    for custom_id, result in store.iter_results(batch_id):
+        yield b'{"custom_id":' + json.dumps(custom_id).encode() + b',"result":' \
+            + result.encode() + b"}\n"
+
+
 # -- who owns a batch ---------------------------------------------------------------------
 HOST = socket.gethostname()
 _LIVE_OWNERS: set[str] = set()     # runners alive in this process
@@ -249,14 +257,34 @@ class BatchRunner(LoggingConfigurable):
         self.store.release_batches(self.owner)
 
     # -- the API's operations -------------------------------------------------------------
-    async def create(self, requests: list[tuple[str, dict]]) -> BatchRecord:
-        """Store a checked batch (see `validate_batch_requests`) and start working it."""
+    async def create(self, requests: list[tuple[str, dict]], *,
+                     use_cache: bool = False) -> BatchRecord:
+        """Store a checked batch (see `validate_batch_requests`) and start working it.
+
+        use_cache: requests the result cache holds are answered at once (stored with the batch,
+        billed nothing); the others run and fill it. A batch answered whole by the cache has
+        ended when this returns."""
         now = self.clock()
-        batch = await asyncio.to_thread(
-            self.store.create_batch, requests, expires_at=now + self.batch_ttl, created_at=now,
-            owner=self.owner if self.running else None)
-        if self.running:
+        batch = await asyncio.to_thread(self._store_new, requests, now, use_cache)
+        if self.running and not batch.ended:
             self._launch(batch.id)
+        return batch
+
+    def _store_new(self, requests: list[tuple[str, dict]], now: float,
+                   use_cache: bool) -> BatchRecord:
+        cache = getattr(self.bridge, "result_cache", None) if use_cache else None
+        answered: dict[int, dict] = {}
+        if cache is not None:
+            stored = cache.lookup_many([params for _, params in requests])
+            answered = {i: {"type": "succeeded", "message": message, "cached": True}
+                        for i, message in enumerate(stored) if message is not None}
+            cache.record_hits([r["message"] for r in answered.values()], source="batch")
+        batch = self.store.create_batch(requests, expires_at=now + self.batch_ttl, created_at=now,
+                                        owner=self.owner if self.running else None,
+                                        use_cache=use_cache, answered=answered)
+        if answered and len(answered) == len(requests) and self.store.finish_batch(batch.id, now):
+            self._changed.set()
+            batch = self.store.get_batch(batch.id)
         return batch
 
     async def cancel(self, batch_id: str) -> BatchRecord:
@@ -352,7 +380,9 @@ class BatchRunner(LoggingConfigurable):
     # -- working a batch ------------------------------------------------------------------
     async def _run_batch(self, batch_id: str) -> None:
         count = self.workers_per_batch or 2 * self.bridge.limiter.capacity
-        workers = [asyncio.create_task(self._worker(batch_id)) for _ in range(max(1, count))]
+        use_cache = self.store.batch_uses_cache(batch_id)
+        workers = [asyncio.create_task(self._worker(batch_id, use_cache))
+                   for _ in range(max(1, count))]
         try:
             await asyncio.gather(*workers)
         except BaseException as exc:
@@ -368,23 +398,27 @@ class BatchRunner(LoggingConfigurable):
             return
         self._settle(batch_id)
 
-    async def _worker(self, batch_id: str) -> None:
+    async def _worker(self, batch_id: str, use_cache: bool = False) -> None:
         while True:
             items = self.store.claim_items(batch_id, self.owner, now=self.clock())
             if not items:
                 return
             item = items[0]
-            result = await self._run_item(item)
+            result = await self._run_item(item, use_cache)
             self.store.save_result(batch_id, item.idx, result, self.clock())
             self._changed.set()
 
-    async def _run_item(self, item: BatchItem) -> dict:
+    async def _run_item(self, item: BatchItem, use_cache: bool = False) -> dict:
         attempt = 0
         while True:
             request_id = new_request_id()
+            info: dict = {}
             try:
                 message = await self.bridge.create(dict(item.params), source="batch",
-                                                   background=True, request_id=request_id)
+                                                   background=True, request_id=request_id,
+                                                   cache=use_cache, info=info)
+                if info.get("cached"):       # an identical request earlier in this batch
+                    return {"type": "succeeded", "message": message, "cached": True}
                 return {"type": "succeeded", "message": message}
             except AnthropicError as exc:
                 if not self.running or getattr(self.bridge, "_closed", False):

@@ -182,8 +182,12 @@ def usage_report(store: Store, *, starting_at, ending_at=None, bucket_width: str
                  group_by: Iterable[str] = (), models: Iterable[str] | None = None,
                  api_key_ids=None, workspace_ids=None, service_tiers=None, context_window=None,
                  limit: int | None = None, page: str | None = None,
-                 now: float | None = None) -> dict:
-    """GET /v1/organizations/usage_report/messages. Times are RFC 3339 strings or datetimes."""
+                 now: float | None = None, include_cache_hits: bool = False) -> dict:
+    """GET /v1/organizations/usage_report/messages. Times are RFC 3339 strings or datetimes.
+
+    include_cache_hits (claude-nb's own, off by default so the API's shape is unchanged): each
+    result also gets `claude_nb_cache_hits` {requests, input_tokens, output_tokens}: requests
+    answered from the result cache, which billed nothing and are in no other number."""
     if bucket_width not in BUCKET_SECONDS:
         raise InvalidRequest(f"bucket_width: {bucket_width!r} should be one of '1d', '1h', '1m'")
     group_by = _check_choice(list(group_by or ()), USAGE_DIMENSIONS, "group_by")
@@ -193,7 +197,7 @@ def usage_report(store: Store, *, starting_at, ending_at=None, bucket_width: str
                "workspace_id": workspace_ids, "service_tier": service_tiers,
                "context_window": context_window}
     sums: dict[float, dict[tuple, dict]] = defaultdict(dict)
-    for run in _runs(store, window, filters):
+    for run in _runs(store, window, dict(filters)):
         key = tuple(_dimension(run, d) for d in group_by)
         item = sums[window.bucket_of(run.started_at)].setdefault(key, _empty_usage())
         item["uncached_input_tokens"] += run.uncached_input_tokens
@@ -202,6 +206,17 @@ def usage_report(store: Store, *, starting_at, ending_at=None, bucket_width: str
         item["cache_read_input_tokens"] += run.cache_read_input_tokens
         item["output_tokens"] += run.output_tokens
         item["server_tool_use"]["web_search_requests"] += run.web_search_requests
+    if include_cache_hits:
+        for run, hit_input, hit_output in _cache_hits(store, window, filters):
+            key = tuple(_dimension(run, d) for d in group_by)
+            item = sums[window.bucket_of(run.started_at)].setdefault(key, _empty_usage())
+            hits = item.setdefault("claude_nb_cache_hits", _empty_hits())
+            hits["requests"] += 1
+            hits["input_tokens"] += hit_input
+            hits["output_tokens"] += hit_output
+        for bucket in sums.values():
+            for item in bucket.values():
+                item.setdefault("claude_nb_cache_hits", _empty_hits())
     data = []
     for start in window.starts:
         results = []
@@ -219,6 +234,26 @@ def _empty_usage() -> dict:
             "cache_creation": {"ephemeral_1h_input_tokens": 0, "ephemeral_5m_input_tokens": 0},
             "cache_read_input_tokens": 0, "output_tokens": 0,
             "server_tool_use": {"web_search_requests": 0}}
+
+
+def _empty_hits() -> dict:
+    return {"requests": 0, "input_tokens": 0, "output_tokens": 0}
+
+
+def _cache_hits(store: Store, window: _Window, filters: dict):
+    """Each result cache hit in the window as (a zero-cost RunRow for its dimensions, the
+    input and output tokens its stored answer stands for)."""
+    if not window.starts:
+        return
+    models = filters.get("model")
+    start, end = window.span
+    for at, model, input_tokens, output_tokens, _saved in store.cache_hits_between(start, end):
+        if models is not None and model not in models:
+            continue
+        run = RunRow(None, "cache", model, "cached", None, at, 0, 0, 0, 0, 0, 0, 0, None, 0.0, False)
+        if all(not wanted or _dimension(run, name) in set(wanted)
+               for name, wanted in filters.items() if name != "model"):
+            yield run, input_tokens, output_tokens
 
 
 def _sort_key(entry):
@@ -241,7 +276,7 @@ def usage_report_from_query(store: Store, query: Mapping, *, now: float | None =
     """The same, from the query string (`name` or `name[]` keys, values str or list)."""
     _reject_unknown(query, {"starting_at", "ending_at", "bucket_width", "group_by", "models",
                             "api_key_ids", "workspace_ids", "service_tiers", "context_window",
-                            "limit", "page"})
+                            "limit", "page", "include_cache_hits"})
     starting_at = _starting_at(query)
     return usage_report(
         store, starting_at=starting_at, ending_at=_one(query, "ending_at"),
@@ -250,7 +285,8 @@ def usage_report_from_query(store: Store, query: Mapping, *, now: float | None =
         workspace_ids=_values(query, "workspace_ids") or None,
         service_tiers=_values(query, "service_tiers") or None,
         context_window=_values(query, "context_window") or None,
-        limit=_one(query, "limit"), page=_one(query, "page"), now=now)
+        limit=_one(query, "limit"), page=_one(query, "page"), now=now,
+        include_cache_hits=(_one(query, "include_cache_hits") or "false").lower() in ("true", "1"))
 
 
 def _reject_unknown(query: Mapping, known: set[str]) -> None:

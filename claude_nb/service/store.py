@@ -1,4 +1,5 @@
-"""The durable store: message batches, uploaded files and the usage ledger, in one SQLite file.
+"""The durable store: message batches, uploaded files, the usage ledger and the result cache, in
+one SQLite file.
 
 This module owns the database; nothing else writes SQL. It lives under the Jupyter data dir
 (`jupyter_data_dir()/claude_nb/`, so `JUPYTER_DATA_DIR` moves it) with uploaded files' bytes
@@ -24,7 +25,7 @@ from typing import BinaryIO, Iterable, Iterator
 
 from ..protocol.errors import InvalidRequest, NotFound
 
-SCHEMA_VERSION = 2
+SCHEMA_VERSION = 3
 DB_NAME = "claude_nb.sqlite3"
 FILES_DIR = "files"
 # Files in `files/` that no row claims are swept once this old (an upload in another process
@@ -107,6 +108,35 @@ _MIGRATIONS = {
         key TEXT PRIMARY KEY,
         value TEXT NOT NULL,
         updated_at REAL NOT NULL
+    );
+    """,
+    # The result cache (claude_nb.service.cache): answers by request key, the hits it served
+    # (a ledger apart from `runs`, since a hit bills nothing) and which batches use it.
+    3: """
+    CREATE TABLE result_cache (
+        key TEXT PRIMARY KEY,
+        model TEXT NOT NULL,
+        message TEXT NOT NULL,
+        size_bytes INTEGER NOT NULL,
+        created_at REAL NOT NULL,
+        used_at REAL NOT NULL,
+        hits INTEGER NOT NULL DEFAULT 0
+    );
+    CREATE INDEX result_cache_used ON result_cache(used_at);
+    CREATE TABLE cache_hits (
+        id INTEGER PRIMARY KEY,
+        request_id TEXT,
+        source TEXT NOT NULL,
+        model TEXT NOT NULL,
+        at REAL NOT NULL,
+        input_tokens INTEGER NOT NULL,
+        output_tokens INTEGER NOT NULL,
+        saved_usd REAL NOT NULL
+    );
+    CREATE INDEX cache_hits_at ON cache_hits(at);
+    CREATE TABLE batch_options (
+        batch_id TEXT PRIMARY KEY REFERENCES batches(id) ON DELETE CASCADE,
+        use_cache INTEGER NOT NULL
     );
     """,
 }
@@ -287,11 +317,18 @@ class Store:
 
     # -- batches --------------------------------------------------------------------------
     def create_batch(self, requests: list[tuple[str, dict]], *, expires_at: float,
-                     created_at: float | None = None, owner: str | None = None) -> BatchRecord:
-        """Store a new batch whose items are all pending. `requests` are (custom_id, params)."""
+                     created_at: float | None = None, owner: str | None = None,
+                     use_cache: bool = False,
+                     answered: dict[int, dict] | None = None) -> BatchRecord:
+        """Store a new batch whose items are pending. `requests` are (custom_id, params).
+
+        use_cache: the batch's requests read and fill the result cache (kept with the batch,
+        so a resumed batch still does). answered: index -> result for items already answered
+        (from the cache): stored ended, in the same transaction."""
         if not requests:
             raise InvalidRequest("requests: at least one request is required")
         created_at = time.time() if created_at is None else created_at
+        answered = answered or {}
         batch_id = new_id("msgbatch_")
         with self._tx() as db:
             db.execute("INSERT INTO batches (id, created_at, expires_at, status, total, owner, "
@@ -299,10 +336,21 @@ class Store:
                        (batch_id, created_at, expires_at, IN_PROGRESS, len(requests), owner,
                         created_at if owner else None))
             db.executemany(
-                "INSERT INTO batch_items (batch_id, idx, custom_id, params, state) VALUES (?, ?, ?, ?, ?)",
-                ((batch_id, i, cid, json.dumps(params, separators=(",", ":")), PENDING)
+                "INSERT INTO batch_items (batch_id, idx, custom_id, params, state, result, "
+                "finished_at) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                ((batch_id, i, cid, json.dumps(params, separators=(",", ":")),
+                  answered[i]["type"] if i in answered else PENDING,
+                  json.dumps(answered[i], separators=(",", ":")) if i in answered else None,
+                  created_at if i in answered else None)
                  for i, (cid, params) in enumerate(requests)))
+            if use_cache:
+                db.execute("INSERT INTO batch_options (batch_id, use_cache) VALUES (?, 1)",
+                           (batch_id,))
         return self.get_batch(batch_id)
+
+    def batch_uses_cache(self, batch_id: str) -> bool:
+        rows = self._query("SELECT use_cache FROM batch_options WHERE batch_id = ?", (batch_id,))
+        return bool(rows and rows[0][0])
 
     def get_batch(self, batch_id: str) -> BatchRecord:
         rows = self._query(f"SELECT {_BATCH_COLS} FROM batches WHERE id = ?", (batch_id,)) \
@@ -470,6 +518,7 @@ class Store:
                                  "deleted only once it has ended (cancel it first).")
         with self._tx() as db:
             db.execute("DELETE FROM batch_items WHERE batch_id = ?", (batch_id,))
+            db.execute("DELETE FROM batch_options WHERE batch_id = ?", (batch_id,))
             db.execute("DELETE FROM batches WHERE id = ?", (batch_id,))
 
     def iter_results(self, batch_id: str, *, chunk: int = 500) -> Iterator[tuple[str, str]]:
@@ -489,6 +538,11 @@ class Store:
     def item_results(self, batch_id: str) -> dict[str, dict]:
         """custom_id -> result for every finished item (the notebook's view of a batch)."""
         return {cid: json.loads(text) for cid, text in self.iter_results(batch_id)}
+
+    def finished_results(self, batch_id: str) -> dict[str, dict]:
+        """custom_id -> result of the items answered so far (a batch still running included)."""
+        self.get_batch(batch_id)
+        return self.item_results(batch_id)
 
     def item_attempts(self, batch_id: str) -> dict[str, int]:
         """custom_id -> how many times the item was started (restarts included)."""
@@ -674,6 +728,87 @@ class Store:
         rows = self._query(f"SELECT {_RUN_COLS} FROM runs WHERE {' AND '.join(where)} "
                            "ORDER BY started_at, id", args)
         return [_run(r) for r in rows]
+
+    # -- the result cache (see claude_nb.service.cache) -------------------------------------
+    def cache_get(self, keys: list[str], now: float | None = None) -> dict[str, str]:
+        """key -> stored message JSON for the keys present; their use time is renewed."""
+        now = time.time() if now is None else now
+        found: dict[str, str] = {}
+        for start in range(0, len(keys), 500):        # SQLite's parameter limit
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            found.update(self._query(f"SELECT key, message FROM result_cache WHERE key IN ({marks})",
+                                     chunk))
+        if found:
+            with self._tx() as db:
+                db.executemany("UPDATE result_cache SET used_at = ?, hits = hits + 1 WHERE key = ?",
+                               ((now, key) for key in found))
+        return found
+
+    def cache_contains(self, keys: list[str]) -> set[str]:
+        present: set[str] = set()
+        for start in range(0, len(keys), 500):
+            chunk = keys[start:start + 500]
+            marks = ",".join("?" * len(chunk))
+            present.update(r[0] for r in self._query(
+                f"SELECT key FROM result_cache WHERE key IN ({marks})", chunk))
+        return present
+
+    def cache_put(self, key: str, model: str, message_json: str, *, max_bytes: int,
+                  now: float | None = None) -> None:
+        """Store an answer, then drop the least recently used ones beyond `max_bytes`."""
+        now = time.time() if now is None else now
+        size = len(message_json.encode("utf-8"))
+        with self._tx() as db:
+            db.execute("INSERT INTO result_cache (key, model, message, size_bytes, created_at, "
+                       "used_at) VALUES (?, ?, ?, ?, ?, ?) ON CONFLICT(key) DO UPDATE SET "
+                       "message = excluded.message, size_bytes = excluded.size_bytes, "
+                       "used_at = excluded.used_at", (key, model, message_json, size, now, now))
+            total = db.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM result_cache").fetchone()[0]
+            if total > max_bytes:
+                self._evict(db, total - max_bytes)
+
+    @staticmethod
+    def _evict(db, excess: int) -> None:
+        dropped = 0
+        for key, size in db.execute("SELECT key, size_bytes FROM result_cache "
+                                    "ORDER BY used_at, created_at").fetchall():
+            if dropped >= excess:
+                break
+            db.execute("DELETE FROM result_cache WHERE key = ?", (key,))
+            dropped += size
+
+    def cache_trim(self, max_bytes: int) -> None:
+        with self._tx() as db:
+            total = db.execute("SELECT COALESCE(SUM(size_bytes), 0) FROM result_cache").fetchone()[0]
+            if total > max_bytes:
+                self._evict(db, total - max_bytes)
+
+    def cache_clear(self) -> int:
+        with self._tx() as db:
+            return db.execute("DELETE FROM result_cache").rowcount
+
+    def cache_stats(self) -> dict:
+        entries, size, hits = self._query("SELECT COUNT(*), COALESCE(SUM(size_bytes), 0), "
+                                          "COALESCE(SUM(hits), 0) FROM result_cache")[0]
+        return {"entries": entries, "size_bytes": size, "hits": hits}
+
+    def record_cache_hits(self, hits: list[tuple], at: float | None = None) -> None:
+        """Ledger entries for answers served from the result cache, in one transaction: each
+        (request_id, source, model, usage, saved_usd)."""
+        at = time.time() if at is None else at
+        with self._tx() as db:
+            db.executemany("INSERT INTO cache_hits (request_id, source, model, at, input_tokens, "
+                           "output_tokens, saved_usd) VALUES (?, ?, ?, ?, ?, ?, ?)",
+                           ((request_id, source, model or "unknown", at,
+                             int(usage.get("input_tokens") or 0),
+                             int(usage.get("output_tokens") or 0), float(saved_usd or 0.0))
+                            for request_id, source, model, usage, saved_usd in hits))
+
+    def cache_hits_between(self, start: float, end: float) -> list[tuple]:
+        """(at, model, input_tokens, output_tokens, saved_usd) of hits in [start, end)."""
+        return self._query("SELECT at, model, input_tokens, output_tokens, saved_usd FROM "
+                           "cache_hits WHERE at >= ? AND at < ? ORDER BY at, id", (start, end))
 
     def attach(self, bridge) -> None:
         """Record every run of `bridge` here and let it read files from this store."""

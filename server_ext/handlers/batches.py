@@ -7,6 +7,7 @@ from jupyter_server.auth.decorator import authorized
 from tornado.iostream import StreamClosedError
 
 from claude_nb.service import batches
+from claude_nb.service.cache import CACHE_HEADER, parse_cache_header
 
 from .base import ApiHandler, api_method
 from .paging import cursor_arguments
@@ -34,8 +35,9 @@ class BatchesHandler(BatchApiHandler):
     @authorized
     async def post(self):
         # Up to 256 MB and 100,000 requests to check: off the event loop.
+        use_cache = parse_cache_header(self.request.headers.get(CACHE_HEADER))
         requests = await asyncio.to_thread(batches.parse_create_body, self.request.body)
-        self.write_batch(await self.service.runner.create(requests))
+        self.write_batch(await self.service.runner.create(requests, use_cache=use_cache))
 
     @api_method
     @authorized
@@ -85,3 +87,15 @@ class BatchResultsHandler(BatchApiHandler):
         except StreamClosedError:
             return      # the client left
         self.finish(b"".join(buffer), set_content_type=content_type)
+
+
+class BatchResultsSoFarHandler(BatchApiHandler):
+    """GET /claude_nb/batches/<id>/results: the results stored so far, while the batch still
+    runs (the API's own results endpoint answers only once it has ended). JSONL, input order."""
+
+    @api_method
+    @authorized
+    async def get(self, batch_id: str):
+        lines = await asyncio.to_thread(lambda: list(batches.results_so_far(self.service.store,
+                                                                                 batch_id)))
+        self.finish(b"".join(lines), set_content_type="application/x-jsonl; charset=utf-8")

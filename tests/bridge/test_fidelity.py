@@ -286,7 +286,7 @@ async def test_effort_reaches_upstream(bridge, upstream, effort):
     ("sonnet", None), ("claude-sonnet-5-5", None), ("claude-opus-4-6", None),
     # The CLI insists on its own "launch effort" for these (xhigh for Opus 4.7): the API's
     # default, high, is sent instead.
-    ("claude-opus-4-7", "high"), ("opus", "high"), ("claude-fable-5-2", "high"),
+    ("claude-opus-4-7", "high"), ("claude-opus-4-8", "high"), ("claude-fable-5-2", "high"),
 ])
 async def test_without_effort_upstream_gets_the_apis_default(bridge, upstream, model, sent):
     request = body("hi")

@@ -141,7 +141,8 @@ def test_code_format_offers_the_code_as_the_next_cell_and_to_copy(ip, upstream):
 
 
 def test_json_format_parses_and_stores_the_value(ip, upstream):
-    upstream.push(Reply.text('{"city": "Paris", "population": 2100000}'))
+    # --format json asks for structured output: the CLI's StructuredOutput tool carries it
+    upstream.push(Reply.tool_use("StructuredOutput", {"city": "Paris", "population": 2100000}))
     ip.run_line_magic("config", "ClaudeMagics.display = 'update'")
     with capture_output() as cap:
         ip.run_cell_magic("claude", "--format json -o info", "facts about Paris")
@@ -149,14 +150,8 @@ def test_json_format_parses_and_stores_the_value(ip, upstream):
     final = cap.outputs[-1]
     assert final.data["application/json"] == {"city": "Paris", "population": 2100000}
     assert '"city": "Paris"' in final.data["text/plain"]
-
-
-def test_json_format_with_prose_falls_back_to_text_and_says_so(ip, upstream):
-    upstream.push(Reply.text("Sorry, no JSON today."))
-    with capture_output() as cap:
-        ip.run_cell_magic("claude", "--format json -o info", "x")
-    assert ip.user_ns["info"] == "Sorry, no JSON today."
-    assert "not valid JSON" in cap.stderr
+    sent = upstream.message_requests[-1].body
+    assert any(t["name"] == "StructuredOutput" for t in sent["tools"])
 
 
 # -- chat memory --------------------------------------------------------------------------------

@@ -16,6 +16,7 @@ import pytest
 from nbclient import NotebookClient
 
 from tests.support.fake_upstream import Reply
+from tests.support.structured_replies import structured_reply, structured_schema, value_for
 
 ROOT = Path(__file__).resolve().parents[2]
 NOTEBOOKS = ROOT / "notebooks"
@@ -24,8 +25,10 @@ NOTEBOOKS = ROOT / "notebooks"
 def responder(rec):
     """Answers that suit each notebook's prompts (the default echo, JSON where asked, ...)."""
     text = rec.user_texts()[-1] if rec.user_texts() else ""
-    if "JSON object" in text:
-        return Reply.text('{"planet": "Mars", "moons": 2}')
+    if "JSON object" in text:          # --format json: structured output, the CLI's tool call
+        return Reply.tool_use("StructuredOutput", {"planet": "Mars", "moons": 2})
+    if structured_schema(rec) is not None:      # notebooks/dataframes.ipynb
+        return structured_reply(rec, dataframes_answer)
     if "Jupyter kernel" in text:          # slow enough to be seen streaming
         return Reply.text("A kernel runs your code and sends results back to the notebook. "
                           "Each notebook has its own kernel.", delay_per_chunk=0.04)
@@ -37,6 +40,24 @@ def responder(rec):
             return Reply.text("Negative")
         return Reply.text("mixed")
     return Reply.text("You said: " + text)
+
+
+def dataframes_answer(text: str, schema: dict):
+    """notebooks/dataframes.ipynb's structured answers, decided from the ticket's words."""
+    ticket = text.split("Ticket: ", 1)[-1].split("\n\n")[0].lower()
+    props = schema.get("properties") or {}
+    if set(props) == {"label"}:
+        mood = ("angry" if any(w in ticket for w in ("broken", "refund", "burns")) else
+                "happy" if any(w in ticket for w in ("love", "great")) else "neutral")
+        return {"label": mood}
+    if set(props) == {"answer"}:
+        return {"answer": "refund" in ticket}
+    value = value_for(schema, ticket)
+    if "urgency" in props:
+        value["urgency"] = 5 if ("urgent" in ticket or "asap" in ticket) else 2
+    if "refund" in props:
+        value["refund"] = "refund" in ticket
+    return value
 
 
 class RecordingClient(NotebookClient):
@@ -89,7 +110,7 @@ def kernel_env(cli_env, upstream, monkeypatch):
 
 def test_notebooks_are_saved_without_outputs():
     names = sorted(p.name for p in NOTEBOOKS.glob("*.ipynb"))
-    assert names == ["batch_analysis.ipynb", "quickstart.ipynb", "sdk.ipynb"]
+    assert names == ["batch_analysis.ipynb", "dataframes.ipynb", "quickstart.ipynb", "sdk.ipynb"]
     for name in names:
         nb = nbformat.read(NOTEBOOKS / name, as_version=4)
         nbformat.validate(nb)
@@ -274,3 +295,33 @@ async def test_kernel_finds_its_parent_server_without_the_variables(server, kern
     await client.async_execute(env={**os.environ, "PYTHONPATH": str(ROOT)})
     where, answer = "".join(o.get("text", "") for o in nb.cells[0].outputs).strip().splitlines()
     assert where.startswith("Jupyter server at http") and answer == "You said: parent?"
+
+
+async def test_dataframes_notebook_through_the_server(server, kernel_env, upstream, tmp_path):
+    """extract, classify, filter, estimate and the cache, as notebooks/dataframes.ipynb shows
+    them, against the server; the re-run cell is answered by the result cache."""
+    server_env = await published_env(server, kernel_env)
+    nb, _ = await execute("dataframes.ipynb", server_env, tmp_path)
+    estimate = text_of(nb, "estimate = tickets.claude.estimate")
+    assert "6 rows, 0 answered from the cache" in estimate and "input tokens:" in estimate
+    fields = outputs(nb, "^fields = tickets.claude.extract", "execute_result")[0].data["text/plain"]
+    assert "kettle" in fields and "toaster" in fields
+    dtypes = text_of(nb, r"^fields.dtypes")
+    assert re.search(r"product\s+category", dtypes) and re.search(r"urgency\s+Int64", dtypes)
+    assert re.search(r"refund\s+boolean", dtypes) and re.search(r"cached\s+bool", dtypes)
+    refused = text_of(nb, "max_cost_usd=0.00001")
+    assert "Not sent: the estimated cost" in refused and "max_cost_usd=$0.0000" in refused
+    moods = text_of(nb, r'tickets\["mood"\] = ')
+    assert re.search(r"angry\s+3", moods) and re.search(r"happy\s+2", moods)
+    refunds = outputs(nb, "^refunds = ", "execute_result")[0].data["text/plain"]
+    assert refunds.count("refund") == 2 and "Love the lamp" not in refunds
+    # the re-run: all cached, the same values, and no request reached upstream for it
+    again = text_of(nb, "^again = ")
+    assert "6 rows, 6 from the cache (billed nothing)" in again and "True True" in again
+    extract_requests = [r for r in upstream.message_requests
+                        if "fill in the fields" in " ".join(r.user_texts())]
+    assert len(extract_requests) == 6       # six rows once; the refused call and the re-run sent nothing
+    usage = outputs(nb, "^usage = claude_nb.usage_report", "execute_result")[0].data["text/plain"]
+    assert "cached_requests" in usage and re.search(r"\s6\s*$", usage.splitlines()[-1])
+    plots = outputs(nb, "plot_usage", "display_data")
+    assert any("image/png" in o.data for o in plots)

@@ -22,7 +22,7 @@ from claude_nb.protocol.openai import request as openai_request
 from claude_nb.protocol import openapi, validation
 from claude_nb.protocol.openapi import (REFUSED_LIST, SUPPORT, UNDOCUMENTED, build_document,
                                         iter_support)
-from claude_nb.service import batches, reports
+from claude_nb.service import batches, cache, reports
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS_DIR = ROOT / "server_ext" / "handlers"
@@ -129,7 +129,8 @@ async def test_the_docs_page_is_served_from_the_package(jp_fetch, claude_app, cl
 # -- fields: every one the checks accept, none undocumented ------------------------------------------
 def test_every_validated_field_is_documented(document):
     schemas = document["components"]["schemas"]
-    assert set(schemas["MessageRequest"]["properties"]) == validation.MESSAGE_FIELDS
+    # `thread` is read (and taken off the body) by the handler before the Messages checks
+    assert set(schemas["MessageRequest"]["properties"]) == validation.MESSAGE_FIELDS | {"thread"}
     assert set(schemas["CountTokensRequest"]["properties"]) == validation.COUNT_FIELDS
     assert set(schemas["ChatCompletionRequest"]["properties"]) == openai_request.KNOWN_FIELDS
     block_types = {s["properties"]["type"]["const"] for n, s in schemas.items()
@@ -139,6 +140,8 @@ def test_every_validated_field_is_documented(document):
     assert set(schemas["BatchRequestItem"]["properties"]) == {"custom_id", "params"}
     assert (schemas["BatchRequestItem"]["properties"]["custom_id"]["pattern"]
             == batches.CUSTOM_ID.pattern)
+    messages_create = document["paths"]["/v1/messages"]["post"]
+    assert cache.CACHE_HEADER in {p["name"] for p in messages_create["parameters"]}
     session = document["paths"]["/claude_nb/sessions/{session}"]["delete"]["parameters"][0]
     assert re.fullmatch(session["schema"]["pattern"].strip("^$"), "chat-1.a:b")
     assert session["schema"]["pattern"].strip("^$") == validation._SESSION_KEY.pattern
@@ -196,6 +199,8 @@ def test_request_examples_pass_the_server_checks_and_the_schemas(document):
             assert_matches(document, schema, example)
     validation.validate_message_request(document["paths"]["/v1/messages"]["post"][openapi.EXAMPLE_BODY])
     batches.validate_batch_requests(document["paths"]["/v1/messages/batches"]["post"][openapi.EXAMPLE_BODY])
+    for request in document["paths"]["/claude_nb/cache/lookup"]["post"][openapi.EXAMPLE_BODY]["requests"]:
+        validation.validate_message_request(request)
     openai_request.translate_chat_request(document["paths"]["/v1/chat/completions"]["post"][openapi.EXAMPLE_BODY])
 
 
@@ -315,6 +320,7 @@ ROW_LOCATIONS = {
     "`tools` (custom)": ["MessageRequest/tools", "ToolParam", "ToolParam/type=custom"],
     "`tools` (server tools: `web_search`, `code_execution`, ...)": ["MessageRequest!server_tools"],
     "`tool_choice: auto`": ["ToolChoice/type=auto"],
+    "`thread` (beta `message-threads-2026-08-12`)": ["MessageRequest/thread"],
     "`tool_choice: any` / `tool`": ["ToolChoice/type=any", "ToolChoice/type=tool"],
     "`tool_choice: none`": ["ToolChoice/type=none"],
     "`tool_choice.disable_parallel_tool_use`": ["ToolChoice/disable_parallel_tool_use"],
@@ -387,7 +393,7 @@ async def test_answers_match_the_documented_schemas(jp_fetch, claude_app, cli_en
     for path, schema in (("v1/models", "ModelList"), ("v1/models/opus", "Model"),
                          ("v1/organizations/me", "Organization"), ("v1/usage/quota", "PlanQuota"),
                          ("health", "Health"), ("v1/messages/batches", "MessageBatchList"),
-                         ("v1/files", "FileList"),
+                         ("v1/files", "FileList"), ("claude_nb/cache", "CacheStats"),
                          ("v1/organizations/usage_report/messages?starting_at=2026-01-01T00:00:00Z", "UsageReport"),
                          ("v1/organizations/cost_report?starting_at=2026-01-01T00:00:00Z", "CostReport")):
         resp = await jp_fetch(*path.split("?")[0].split("/"),
@@ -430,7 +436,8 @@ async def test_every_python_example_runs_against_the_server(jp_fetch, claude_app
 
     async def run(op_id: str) -> str:
         source = samples[op_id]
-        for placeholder, value in (("msgbatch_...", ids.get("batch")), ("file_...", ids.get("file"))):
+        for placeholder, value in (("msgbatch_...", ids.get("batch")), ("file_...", ids.get("file")),
+                                   ("msg_...", ids.get("thread"))):
             if value:
                 source = source.replace(placeholder, value)
         return await asyncio.to_thread(_run_python, source, tmp_path)
@@ -452,12 +459,18 @@ async def test_every_python_example_runs_against_the_server(jp_fetch, claude_app
             break
         await asyncio.sleep(0.1)
     assert "first succeeded" in await run("batches_results")
+    assert '"custom_id":"first"' in await run("batches_results_so_far")
     await run("batches_delete")
     ids["batch"] = (await run("batches_create")).split()[0]       # another one, to cancel
     assert (await run("batches_cancel")).strip() in ("canceling", "ended")
     for op_id in ("models_list", "models_retrieve", "usage_report", "cost_report", "organization_me",
-                  "usage_quota", "health", "health_v1", "metrics", "session_delete", "openapi"):
+                  "usage_quota", "health", "health_v1", "metrics", "session_delete", "openapi",
+                  "cache_stats", "cache_lookup", "cache_clear"):
         assert (await run(op_id)).strip(), op_id
+    threaded = await jp_fetch("v1", "messages", method="POST", body=json.dumps(
+        {**openapi.MESSAGE_EXAMPLE, "thread": {"type": "create"}}))
+    ids["thread"] = json.loads(threaded.body)["id"]
+    assert "thread_deleted" in await run("thread_delete")
     compile(samples["docs_page"], "<example>", "exec")      # opens a browser: compiled, not run
     curl = [s["source"] for item in doc["paths"].values() for op in item.values()
             for s in op["x-codeSamples"] if s["label"] == "curl"]

@@ -78,7 +78,8 @@ async def test_batch_round_trip_through_the_sdk(client, upstream, sdk_base):
 
 
 async def test_results_are_jsonl_with_one_newline_each(client, jp_fetch, upstream):
-    upstream.push(Reply.error(400, "invalid_request_error", "messages: scripted refusal"))
+    # Every attempt is refused, as the API refuses a bad request (newer CLIs ask twice).
+    upstream.responder = lambda rec: Reply.error(400, "invalid_request_error", "messages: scripted refusal")
     batch = await client.messages.batches.create(requests=[{"custom_id": "only", "params": params("x")}])
     await until_ended(client, batch.id)
     resp = await jp_fetch("v1", "messages", "batches", batch.id, "results")

@@ -184,8 +184,8 @@ async def test_every_request_runs_once_and_results_are_jsonl(runner, store, upst
 
 
 async def test_an_errored_result_holds_the_whole_envelope_and_4xx_is_not_retried(runner, store, upstream):
-    script = Script(upstream).on("q1", Reply.error(400, "invalid_request_error",
-                                                   "messages.0.content: scripted refusal"))
+    script = Script(upstream).always("q1", Reply.error(400, "invalid_request_error",
+                                                       "messages.0.content: scripted refusal"))
     await runner.start()
     batch = await runner.create(requests(2))
     ended = await runner.wait(batch.id, timeout=120)
@@ -197,7 +197,7 @@ async def test_an_errored_result_holds_the_whole_envelope_and_4xx_is_not_retried
     assert error["type"] == "error" and error["request_id"].startswith("req_")
     assert error["error"]["type"] == "invalid_request_error"
     assert "scripted refusal" in error["error"]["message"]
-    assert script.counts["q1"] == 1
+    assert len(script.runs["q1"]) == 1          # one CLI run: the runner did not retry
 
 
 async def test_an_overloaded_request_is_retried_then_succeeds(runner, store, upstream):

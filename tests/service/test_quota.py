@@ -154,8 +154,10 @@ async def test_cli_reports_a_warning_and_the_tracker_keeps_it(subscription_env, 
     # allowed_warning is a warning: the answer arrives whole
     assert message["content"][0]["text"] == "You said: hi"
     assert upstream.message_requests[-1].headers.get("Authorization", "").startswith("Bearer sk-ant-oat01")
-    assert seen == [{"status": "allowed_warning", "resetsAt": RESET_5H, "rateLimitType": "five_hour",
-                     "utilization": 0.86, "isUsingOverage": False, "surpassedThreshold": 0.8}]
+    # (2.1.332 adds more keys, e.g. `unifiedWindows`; these are the ones every version sends)
+    expected = {"status": "allowed_warning", "resetsAt": RESET_5H, "rateLimitType": "five_hour",
+                "utilization": 0.86, "isUsingOverage": False, "surpassedThreshold": 0.8}
+    assert [{k: info.get(k) for k in expected} for info in seen] == [expected]
     snap = tracker.snapshot()
     assert snap["status"] == "allowed_warning" and snap["limited_by"] == "five_hour"
     assert snap["windows"]["five_hour"]["utilization"] == 0.86

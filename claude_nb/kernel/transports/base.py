@@ -10,11 +10,14 @@ class Transport:
 
     kind = ""
 
-    def stream(self, body: dict, *, source: str = "client", session: str | None = None):
+    def stream(self, body: dict, *, source: str = "client", session: str | None = None,
+               cache: bool = False):
         """-> (events, request_id, abort): the Anthropic stream events, the request id if known
         yet, and a thread-safe callable that stops the request.
 
-        session: a chat's key; the CLI process that answered is kept for the chat's next turn."""
+        session: a chat's key; the CLI process that answered is kept for the chat's next turn.
+        cache: answer from the result cache if it holds this exact request (then the events
+        start with `{"type": "claude_nb.cache", "hit": True}`), else store the answer."""
         raise NotImplementedError
 
     def end_session(self, session: str) -> None:
@@ -32,8 +35,17 @@ class Transport:
         raise NotImplementedError
 
     def batches(self):
-        """The Message Batches API: an object with create, retrieve, cancel, progress, results."""
+        """The Message Batches API: an object with create(requests, cache=...), retrieve,
+        cancel, progress, results and results_so_far (a running batch's results stored yet)."""
         raise ClaudeError(f"Batches are not available through {self.describe()}.", status=400)
+
+    def result_cache(self):
+        """The result cache where requests are answered: an object with clear() -> int (how many
+        answers were forgotten), info() -> dict (entries, size_bytes, hits, enabled,
+        max_size_mb) and lookup(requests) -> (which would be answered from it, how many requests
+        run at once there)."""
+        raise ClaudeError(f"The result cache is not available through {self.describe()}.",
+                          status=400)
 
     def report(self, path: str, params: dict) -> dict:
         """One page of `GET {path}` (the usage or cost report) for these query parameters."""

@@ -120,6 +120,9 @@ class InProcessTransport(Transport):
     def batches(self) -> "InProcessBatches":
         return InProcessBatches(self)
 
+    def result_cache(self) -> "InProcessResultCache":
+        return InProcessResultCache(self)
+
     def report(self, path: str, params: dict) -> dict:
         """GET /v1/organizations/{usage_report/messages,cost_report}, computed here."""
         from ...service import reports
@@ -139,7 +142,8 @@ class InProcessTransport(Transport):
             future.cancel()
             raise
 
-    def stream(self, body: dict, *, source: str = "client", session: str | None = None):
+    def stream(self, body: dict, *, source: str = "client", session: str | None = None,
+               cache: bool = False):
         from ...protocol.validation import validate_message_request
         body = dict(body)
         body.pop("stream", None)
@@ -156,14 +160,14 @@ class InProcessTransport(Transport):
             if future is not None:
                 future.cancel()
             handoff.put(("end", None))
-        return (self._events(body, source, session, request_id, handoff, control), request_id,
-                abort)
+        return (self._events(body, source, session, request_id, handoff, control, cache),
+                request_id, abort)
 
     def end_session(self, session: str) -> None:
         if self._loop is not None and self._service is not None:
             self.run(self._service.bridge.end_session(session), timeout=15)
 
-    def _events(self, body, source, session, request_id, handoff, control):
+    def _events(self, body, source, session, request_id, handoff, control, cache=False):
         bridge = self.bridge
         started = threading.Event()
         finished = threading.Event()      # set once the bridge has cleaned up (process ended)
@@ -172,7 +176,7 @@ class InProcessTransport(Transport):
             started.set()
             try:
                 async for event in bridge.stream(body, source=source, request_id=request_id,
-                                                 session=session):
+                                                 session=session, cache=cache):
                     handoff.put(("event", event))
                 handoff.put(("end", None))
             except AnthropicError as exc:
@@ -246,11 +250,11 @@ class InProcessBatches:
         self.transport.run(service.start_batch_runner())    # resumes batches whose runner is gone
         return service.runner
 
-    def create(self, requests: list[dict]) -> dict:
+    def create(self, requests: list[dict], *, cache: bool = False) -> dict:
         from ...service.batches import batch_json, validate_batch_requests
         checked = _call(validate_batch_requests, {"requests": requests})
         runner = self._runner()
-        return batch_json(_call(self.transport.run, runner.create(checked)))
+        return batch_json(_call(self.transport.run, runner.create(checked, use_cache=cache)))
 
     def retrieve(self, batch_id: str) -> dict:
         from ...service.batches import batch_json
@@ -270,6 +274,31 @@ class InProcessBatches:
         from ...service.batches import results_lines
         for line in _call(lambda: list(results_lines(self.store, batch["id"]))):
             yield json.loads(line)
+
+    def results_so_far(self, batch_id: str) -> Iterator[dict]:
+        from ...service.batches import results_so_far
+        for line in _call(lambda: list(results_so_far(self.store, batch_id))):
+            yield json.loads(line)
+
+
+class InProcessResultCache:
+    """The result cache in the in-process service's store (the one its bridge answers from)."""
+
+    def __init__(self, transport: InProcessTransport):
+        self.transport = transport
+        self.cache = transport.service.result_cache
+        if self.cache is None:
+            raise ClaudeError("The result cache needs the usage store, which could not be opened "
+                              "(see the warning printed earlier).", status=500, type="api_error")
+
+    def clear(self) -> int:
+        return self.cache.clear()
+
+    def info(self) -> dict:
+        return self.cache.stats()
+
+    def lookup(self, requests: list[dict]) -> tuple[list[bool], int]:
+        return self.cache.contains_many(requests), int(self.transport.bridge.max_concurrency)
 
 
 def _wait(future: concurrent.futures.Future, timeout: float | None):
