@@ -33,8 +33,8 @@ def responder(rec) -> Reply:
     if text == CODE_PROMPT:
         return Reply.text(CODE_ANSWER)
     # the notebooks' own prompts
-    if "JSON object" in text:
-        return Reply.text('{"planet": "Mars", "moons": 2}')
+    if "JSON object" in text:          # --format json: structured output, the CLI's tool call
+        return Reply.tool_use("StructuredOutput", {"planet": "Mars", "moons": 2})
     if text.startswith("Classify the sentiment"):
         review = text.rsplit("Review: ", 1)[-1].lower()
         # slow enough that the batch's progress bar is on screen for a while
