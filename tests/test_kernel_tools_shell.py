@@ -306,3 +306,38 @@ def test_agent_function_and_always_mode(make_shell, upstream):
     assert ip.user_ns["answer"] == 42 and result.text == "Set answer to 42."
     assert [c["status"] for c in result.tool_calls] == ["ok"]
     assert "**run_code**" in result.transcript and "answer = 6 * 7" in result.transcript
+
+
+def test_real_terminal_ipython_asks_y_n_and_times_out(cli_env, upstream, tmp_path):
+    """`ipython` itself: the agent's code shows, then `[y/N]` on the terminal; "y" runs it, and
+    no answer within agent_approval_timeout counts as no."""
+    import os
+    import subprocess
+    from pathlib import Path
+    upstream.push(Reply.tool_use("mcp__client__run_code", {"code": "x = 41 + 1"}),
+                  Reply.text("x is set."),
+                  Reply.tool_use("mcp__client__run_code", {"code": "y = 'ran'"}),
+                  Reply.text("Not run."))
+    root = Path(__file__).resolve().parent.parent
+    code = ("%load_ext claude_nb\n"
+            "%config ClaudeMagics.agent_approval_timeout = 2\n"
+            "get_ipython().run_cell_magic('claude', '--agent', 'set x')\n"
+            "print('x =', x)\n"
+            "get_ipython().run_cell_magic('claude', '--agent', 'set y')\n"
+            "print('y' in globals())\n")
+    env = {**os.environ, "PYTHONPATH": str(root), "IPYTHONDIR": str(tmp_path / "ipython")}
+    env.pop("CLAUDE_NB_URL", None)
+    env.pop("JPY_PARENT_PID", None)
+    with subprocess.Popen([sys.executable, "-m", "IPython", "--no-banner", "--quick",
+                           "--colors=nocolor", "-c", code], stdin=subprocess.PIPE,
+                          stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                          env=env) as proc:
+        proc.stdin.write("y\n")        # answers the first prompt; the second gets nothing
+        proc.stdin.flush()             # (stdin stays open: no EOF, the prompt must time out)
+        proc.wait(timeout=180)
+        out, err = proc.stdout.read(), proc.stderr.read()
+    assert proc.returncode == 0, err
+    assert out.count("Run it? [y/N]") == 2 and "x = 42" in out and "\nFalse" in out
+    assert "```python\nx = 41 + 1\n```" in out
+    results = [m for m in upstream.message_requests[-1].messages if m["role"] == "user"]
+    assert "did not answer within 2 s" in json.dumps(results)
