@@ -10,6 +10,7 @@ tornado or jupyter_server, so it works in any kernel.
     claude_nb.anthropic_client()             # the official SDK, pointed at the Jupyter server
     claude_nb.chat()                         # a chat panel (ipywidgets) with a Stop button
     claude_nb.quota()                        # the plan's rate-limit windows (subscription logins)
+    claude_nb.agent("...")                   # Claude works on the kernel (asks before running code)
 """
 from ._version import __version__  # noqa: F401
 from .kernel.client import Answer, AnswerStream, Claude, anthropic_client, claude  # noqa: F401
@@ -22,6 +23,7 @@ _LAZY = {
     "ChatWidget": "kernel.widgets", "chat": "kernel.widgets",
     "ClaudeMagics": "kernel.magics",
     "quota": "kernel.quota",
+    "agent": "kernel.agent",
 }
 
 __all__ = ["Answer", "AnswerStream", "Claude", "ClaudeError", "anthropic_client", "claude",

@@ -29,6 +29,8 @@ class Answer:
     cost_estimated: bool = False
     transport: str = ""
     message: dict = field(default_factory=dict, repr=False)
+    tool_calls: list = field(default_factory=list, repr=False)   # with tools=[fn, ...]: each call
+    rounds: int = 1                                               # requests it took
 
     def metadata(self) -> dict:
         """What `%%claude` saves in the output's metadata (`{"claude_nb": ...}`)."""
@@ -172,10 +174,21 @@ class Claude:
         return body
 
     def stream(self, prompt=None, *, source: str = "client", session: str | None = None,
-               **kw) -> AnswerStream:
+               tools=None, max_tool_rounds: int | None = None, **kw) -> AnswerStream:
         """An `AnswerStream`: iterate it for text pieces, then read `.answer`.
 
-        session: a chat's key (see `Transport.stream`); the magics and the chat widget use one."""
+        session: a chat's key (see `Transport.stream`); the magics and the chat widget use one.
+        tools: tool definitions (dicts: a `tool_use` comes back to you), or Python functions:
+        then each call the model makes runs here and its result goes back, round after round
+        (at most `max_tool_rounds`, default 10), until the final answer."""
+        from .tools import ToolSet, wants_tool_loop
+        if wants_tool_loop(tools):
+            from .tool_loop import DEFAULT_MAX_ROUNDS, ToolLoopStream
+            return ToolLoopStream(self, self.build_body(prompt, **kw), ToolSet.from_functions(tools),
+                                  max_rounds=DEFAULT_MAX_ROUNDS if max_tool_rounds is None
+                                  else max_tool_rounds, source=source)
+        if tools is not None:
+            kw["tools"] = tools
         transport = self.transport
         events, request_id, abort = transport.stream(self.build_body(prompt, **kw), source=source,
                                                      session=session)
@@ -183,7 +196,7 @@ class Claude:
 
     def message_stream(self, prompt=None, *, model: str | None = None, system=None,
                        max_tokens: int | None = None, **params) -> Iterator[str]:
-        """Yield the answer's text as it arrives."""
+        """Yield the answer's text as it arrives (with `tools=[fn, ...]`: every round's text)."""
         with self.stream(prompt, model=model, system=system, max_tokens=max_tokens, **params) as s:
             yield from s
 
@@ -202,7 +215,10 @@ class Claude:
 
     def message(self, prompt=None, *, model: str | None = None, system=None,
                 max_tokens: int | None = None, **params) -> str:
-        """Send one message; return the answer's text."""
+        """Send one message; return the answer's text.
+
+        `tools=[fn, ...]`: Python functions the model may call; each call runs here (schemas come
+        from the signatures, type hints and docstrings) until the model answers."""
         return self.answer(prompt, model=model, system=system, max_tokens=max_tokens,
                            **params).text
 
