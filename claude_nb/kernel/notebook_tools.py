@@ -17,7 +17,6 @@ import contextlib
 import inspect
 import io
 import reprlib
-import sys
 import traceback
 import types
 from dataclasses import dataclass

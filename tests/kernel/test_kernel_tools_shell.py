@@ -6,7 +6,6 @@ from __future__ import annotations
 import asyncio
 import io
 import json
-import re
 import sys
 from typing import Literal
 
