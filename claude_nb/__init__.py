@@ -23,7 +23,7 @@ _LAZY = {
     "ChatWidget": "kernel.widgets", "chat": "kernel.widgets",
     "ClaudeMagics": "kernel.magics",
     "quota": "kernel.quota",
-    "agent": "kernel.agent",
+    "agent": "kernel.magics",
 }
 
 __all__ = ["Answer", "AnswerStream", "Claude", "ClaudeError", "anthropic_client", "claude",

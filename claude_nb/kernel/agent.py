@@ -1,4 +1,5 @@
-"""Agent mode: `%%claude --agent` and `claude_nb.agent(prompt)`.
+"""Agent mode: `%%claude --agent` and `claude_nb.agent(prompt)` (both enter through magics.py,
+whose configuration they use; this module runs one agent turn).
 
 Claude works on the live kernel through the notebook tools (notebook_tools.py), which the kernel
 answers itself; they reach the model as client tools of the Messages API over the same bridge,
@@ -149,28 +150,3 @@ def run_agent(client: Claude, tools: KernelTools, view: LiveView, *, messages: l
     view.finish(Rendered(text, fmt="markdown", metadata=meta))
     return AgentResult(answer.text if answer else "", answer, text, list(stream.tool_calls))
 
-
-def agent(prompt: str, *, model: str | None = None, system: str | None = None,
-          max_tokens: int | None = None, run: str | None = None) -> AgentResult:
-    """Let Claude work on this kernel: it looks at variables and cells through tools, runs code
-    only after you approve it (`run`: "ask", "never" or "always"; default
-    `ClaudeMagics.agent_run`), and answers. The exchange shows in the cell; `%%claude --agent`
-    does the same from a cell. Returns an `AgentResult` (`.text`, `.tool_calls`)."""
-    from IPython import get_ipython
-    shell = get_ipython()
-    if shell is None:
-        raise RuntimeError("claude_nb.agent() works inside IPython or a Jupyter kernel (it "
-                           "answers the model's tools from the running session).")
-    magics = shell.magics_manager.registry.get("ClaudeMagics")
-    if magics is None:
-        magics = getattr(shell, "_claude_nb_agent_magics", None)
-        if magics is None:
-            from .magics import ClaudeMagics
-            magics = shell._claude_nb_agent_magics = ClaudeMagics(shell)
-    previous = magics.agent_run
-    if run is not None:
-        magics.agent_run = run          # validated by the trait: ask | never | always
-    try:
-        return magics._agent_turn(prompt, model=model, system=system, max_tokens=max_tokens)
-    finally:
-        magics.agent_run = previous

@@ -415,6 +415,31 @@ def _cli_status(transport) -> str:
     return "\n".join([line] + [f"              warning: {w}" for w in cli.get("warnings") or []])
 
 
+def agent(prompt: str, *, model: str | None = None, system: str | None = None,
+          max_tokens: int | None = None, run: str | None = None):
+    """Let Claude work on this kernel: it looks at variables and cells through tools, runs code
+    only after you approve it (`run`: "ask", "never" or "always"; default
+    `ClaudeMagics.agent_run`), and answers. The exchange shows in the cell; `%%claude --agent`
+    does the same from a cell. Returns an `AgentResult` (`.text`, `.tool_calls`)."""
+    from IPython import get_ipython
+    shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("claude_nb.agent() works inside IPython or a Jupyter kernel (it "
+                           "answers the model's tools from the running session).")
+    magics = shell.magics_manager.registry.get("ClaudeMagics")
+    if magics is None:
+        magics = getattr(shell, "_claude_nb_agent_magics", None)
+        if magics is None:
+            magics = shell._claude_nb_agent_magics = ClaudeMagics(shell)
+    previous = magics.agent_run
+    if run is not None:
+        magics.agent_run = run          # validated by the trait: ask | never | always
+    try:
+        return magics._agent_turn(prompt, model=model, system=system, max_tokens=max_tokens)
+    finally:
+        magics.agent_run = previous
+
+
 def load_ipython_extension(shell) -> None:
     shell.register_magics(ClaudeMagics(shell))
 

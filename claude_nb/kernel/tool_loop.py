@@ -4,13 +4,16 @@ Every round is one ordinary Messages request through the client's transport (the
 HTTP, or the bridge in-process): the tools go to the model as client tools, the CLI's built-in
 tools stay off, and a `tool_use` comes back here to be answered. Tools run in the caller's
 thread, between rounds (so `run_code` runs in the kernel's main thread, as user code does).
+
+`Claude.stream(tools=[fn, ...])` builds this loop, so this module does not import client.py (no
+import cycle): it works on the `Claude` it is given, whose rounds are `AnswerStream`s that end
+in `Answer`s.
 """
 from __future__ import annotations
 
 from dataclasses import replace
 from typing import Callable
 
-from .client import Answer, AnswerStream, Claude
 from .tools import ToolOutcome, ToolSet
 
 DEFAULT_MAX_ROUNDS = 10
@@ -24,7 +27,7 @@ class ToolLoopStream:
     `tool_use` arrives and `on_result(call, outcome)` once it is answered (displays use them).
     """
 
-    def __init__(self, client: Claude, body_kw: dict, toolset: ToolSet, *,
+    def __init__(self, client, body_kw: dict, toolset: ToolSet, *,
                  max_rounds: int = DEFAULT_MAX_ROUNDS, source: str = "client",
                  on_call: Callable[[dict], None] | None = None,
                  on_result: Callable[[dict, ToolOutcome], None] | None = None):
@@ -35,13 +38,13 @@ class ToolLoopStream:
         self.source = source
         self.on_call = on_call
         self.on_result = on_result
-        self.rounds: list[Answer] = []
+        self.rounds: list = []               # each round's Answer
         self.tool_calls: list[dict] = []
         self.parts: list[str] = []           # the text of finished rounds
         self.stopped: str | None = None      # "max_rounds" when the loop was cut short
-        self.answer: Answer | None = None
+        self.answer = None                   # the final Answer, once done
         self.aborted = False
-        self._current: AnswerStream | None = None
+        self._current = None                 # the AnswerStream of the round in progress
         self._iter = self._run()
 
     def __iter__(self):
@@ -73,7 +76,7 @@ class ToolLoopStream:
         return "\n\n".join(p for p in self.parts + [current] if p)
 
     @property
-    def current(self) -> AnswerStream | None:
+    def current(self):
         """The round being streamed (or whose tool calls are being answered)."""
         return self._current
 
@@ -81,7 +84,7 @@ class ToolLoopStream:
     def round_text(self) -> str:
         return self._current.text if self._current is not None else ""
 
-    def until_done(self) -> Answer:
+    def until_done(self):
         for _ in self:
             pass
         assert self.answer is not None
@@ -130,7 +133,7 @@ class ToolLoopStream:
             messages = messages + [{"role": "assistant", "content": answer.message["content"]},
                                    {"role": "user", "content": results}]
 
-    def _finish(self, last: Answer) -> None:
+    def _finish(self, last) -> None:
         usage: dict = {}
         for a in self.rounds:
             for key, value in (a.usage or {}).items():
