@@ -71,6 +71,10 @@ class ClaudeBridge(LoggingConfigurable):
     pool_idle_timeout = Float(600.0, config=True,
                               help="Seconds a waiting process (or a chat session's) is kept unused "
                                    "before it is ended.")
+    cli_niceness = Int(10, config=True,
+                       help="CPU priority (nice value, 0-19) the CLI processes run at: below the "
+                            "Jupyter server's, so the notebook stays responsive while answers "
+                            "stream. 0 keeps the server's own priority.")
     pool_prewarm = List(Dict(), default_value=[{"model": DEFAULT_MODEL, "max_tokens": DEFAULT_MAX_TOKENS}],
                         config=True,
                         help="Request shapes (Messages API fields except `messages`: model, "
@@ -215,7 +219,7 @@ class ClaudeBridge(LoggingConfigurable):
             session_id, path = write_transcript(plan.prior_turns, workdir)
             spec = LaunchSpec(**{**plan.spec.__dict__, "resume": session_id})
             proc = CliProcess(spec, cli_path=self.cli_path, workdir=workdir,
-                              allow_tools=self.allowed_tools)
+                              allow_tools=self.allowed_tools, niceness=self.cli_niceness)
             try:
                 await proc.start()
             except BaseException:
@@ -223,7 +227,8 @@ class ClaudeBridge(LoggingConfigurable):
                 await proc.close()
                 raise
             return proc, path
-        proc = CliProcess(plan.spec, cli_path=self.cli_path, allow_tools=self.allowed_tools)
+        proc = CliProcess(plan.spec, cli_path=self.cli_path, allow_tools=self.allowed_tools,
+                          niceness=self.cli_niceness)
         try:
             await proc.start()
         except BaseException:
@@ -289,7 +294,7 @@ class ClaudeBridge(LoggingConfigurable):
                 elif kind == "user":
                     translator.observe_cli_user(line)
                 elif kind == "result":
-                    result = clean_result(line)
+                    result = clean_result(proc.cost_of_turn(line))
                     break
                 elif kind == "rate_limit_event":
                     info = line.get("rate_limit_info")
@@ -333,6 +338,13 @@ class ClaudeBridge(LoggingConfigurable):
             self.live.discard(proc)
             kept = (turn is not None and error is None and result is not None
                     and self.pool is not None and await self.pool.keep(turn, proc))
+            if (not kept and turn is None and error is None and result is not None
+                    and not transcript and self.pool is not None and not self.pool.closed
+                    and result.get("subtype") == "success" and translator.finished
+                    and not translator.cut and not translator.saw_client_tool):
+                # Answered cleanly: where the CLI can, it goes back to an empty conversation
+                # and waits for the next request of this spec.
+                kept = await self.pool.recycle(proc, plan.spec)
             if not kept:
                 await proc.close(graceful=result is not None)
             if transcript:
