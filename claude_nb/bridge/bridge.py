@@ -8,6 +8,8 @@ it an `event: error`.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -253,26 +255,34 @@ class ClaudeBridge(LoggingConfigurable):
         stream_usage: dict = {}
         error: AnthropicError | None = None
         answered = False     # a stream event or result came: the request reached upstream
+        # One timer for the whole request (not a timeout per stdout line: that is a task and a
+        # timer per streamed event): at the deadline the process is killed, its output ends.
+        running = [proc]
+        expired = []
+
+        def expire():
+            expired.append(True)
+            _kill_group(running[0])
+
+        watchdog = asyncio.get_running_loop().call_at(deadline, expire)   # loop time: monotonic
         try:
             lines = proc.lines().__aiter__()
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise GatewayTimeout(f"The request took longer than {self.request_timeout:g} seconds "
-                                         "and was stopped (c.ClaudeBridge.request_timeout).")
                 try:
-                    line = await asyncio.wait_for(lines.__anext__(), remaining)
+                    line = await lines.__anext__()
                 except StopAsyncIteration:
+                    if expired or time.monotonic() >= deadline:
+                        raise GatewayTimeout(f"The request took longer than {self.request_timeout:g} "
+                                             "seconds and was stopped (c.ClaudeBridge.request_timeout).")
                     if warm and not answered:
                         # A waiting process that died as it was handed out (killed a moment
                         # before, not yet reaped): it never answered, so a cold start does.
                         warm = False
                         proc, transcript = await self._replace_dead(proc, plan)
+                        running[0] = proc
                         lines = proc.lines().__aiter__()
                         continue
                     break
-                except asyncio.TimeoutError:
-                    continue
                 kind = line.get("type")
                 answered = answered or kind in ("stream_event", "result")
                 if kind == "stream_event":
@@ -335,10 +345,11 @@ class ClaudeBridge(LoggingConfigurable):
             error = AnthropicError("The client went away.", status=499, type="canceled")
             raise
         finally:
+            watchdog.cancel()
             self.live.discard(proc)
-            kept = (turn is not None and error is None and result is not None
+            kept = (not expired and turn is not None and error is None and result is not None
                     and self.pool is not None and await self.pool.keep(turn, proc))
-            if (not kept and turn is None and error is None and result is not None
+            if (not kept and not expired and turn is None and error is None and result is not None
                     and not transcript and self.pool is not None and not self.pool.closed
                     and result.get("subtype") == "success" and translator.finished
                     and not translator.cut and not translator.saw_client_tool):
@@ -405,3 +416,14 @@ class ClaudeBridge(LoggingConfigurable):
             except Exception:   # a broken ledger must not fail the user's request
                 self.log.exception("usage listener failed")
 
+
+def _kill_group(proc: CliProcess) -> None:
+    """SIGKILL a running CLI and what it started (its directory stays for close())."""
+    if proc.proc is not None and proc.proc.returncode is None:
+        try:
+            os.killpg(proc.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            try:
+                proc.proc.kill()
+            except ProcessLookupError:
+                pass
