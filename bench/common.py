@@ -233,7 +233,7 @@ def cold_cli_run(sandbox: Sandbox, text: str, spec=None, *, max_tokens: int = 64
         for raw in proc.stdout:
             if ttft is None and b'"text_delta"' in raw:
                 ttft = time.perf_counter() - started
-            if b'"type":"result"' in raw[:40]:
+            if not raw.startswith(b'{"type":"stream_event"') and _is_result(raw):
                 total = time.perf_counter() - started
                 break
         proc.stdin.close()           # as the bridge ends a finished run
@@ -247,6 +247,13 @@ def cold_cli_run(sandbox: Sandbox, text: str, spec=None, *, max_tokens: int = 64
     if ttft is None or total is None:
         raise RuntimeError("the cold CLI gave no answer")
     return {"ttft": ttft, "total": total, "cpu": usage.ru_utime + usage.ru_stime}
+
+
+def _is_result(raw: bytes) -> bool:
+    try:
+        return json.loads(raw).get("type") == "result"     # its keys come in any order
+    except (ValueError, AttributeError):
+        return False
 
 
 # -- the process table ---------------------------------------------------------------------
