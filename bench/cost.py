@@ -29,12 +29,14 @@ def main() -> None:
     parser.add_argument("--cold", type=int, default=10, help="cold CLI runs for the baseline")
     parser.add_argument("--settle", type=float, default=3.0,
                         help="seconds to let refills finish before and after the measured run")
+    parser.add_argument("--max-idle", type=int, default=None,
+                        help="c.ClaudeBridge.pool_max_idle (default: the server's default)")
     args = parser.parse_args()
     shapes = [SHAPES[0]] if args.shapes == 1 else ROTATING
     print(f"cost: {common.machine()}; {args.requests} sequential requests over {len(shapes)} "
-          f"shape(s); load average {common.load_average()}")
+          f"shape(s); pool_max_idle {args.max_idle or 'default'}; load average {common.load_average()}")
     with Sandbox() as sandbox:
-        server = sandbox.server()
+        server = sandbox.server(**({} if args.max_idle is None else {"pool_max_idle": args.max_idle}))
         server.wait_pool_idle()
         with httpx.Client() as client:
             for i, shape in enumerate(shapes):          # the server has seen every shape once

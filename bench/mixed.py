@@ -50,14 +50,17 @@ def main() -> None:
     parser.add_argument("--rounds", type=int, default=6)
     parser.add_argument("--pause", type=float, default=1.0,
                         help="seconds between measurements (refills happen in the background)")
+    parser.add_argument("--max-idle", type=int, default=None,
+                        help="c.ClaudeBridge.pool_max_idle (default: the server's default)")
     args = parser.parse_args()
     print(f"mixed: {common.machine()}; {len(ROTATING)} shapes x {args.rounds} rounds, interleaved "
-          f"with a cold CLI; load average {common.load_average()}")
+          f"with a cold CLI; pool_max_idle {args.max_idle or 'default'}; "
+          f"load average {common.load_average()}")
     server_ttft: list[float] = []
     cold_ttft: list[float] = []
     per_shape: dict[int, list[float]] = {i: [] for i in range(len(ROTATING))}
     with Sandbox() as sandbox:
-        server = sandbox.server()
+        server = sandbox.server(**({} if args.max_idle is None else {"pool_max_idle": args.max_idle}))
         server.wait_pool_idle()
         with httpx.Client() as client:
             for i, shape in enumerate(ROTATING):          # one round first: every shape seen once
