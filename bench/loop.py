@@ -58,13 +58,19 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=1000)
     parser.add_argument("--chunk-ms", type=float, default=10.0)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument("--cli-niceness", type=int, default=None,
+                        help="c.ClaudeBridge.cli_niceness (default: the server's default, 10; "
+                             "0 runs the CLI processes at the server's own priority)")
     args = parser.parse_args()
     seconds = args.chunks * args.chunk_ms / 1000
     print(f"loop: {common.machine()}; {args.streams} streams of {args.chunks} deltas every "
-          f"{args.chunk_ms:g} ms ({seconds:g} s each)")
+          f"{args.chunk_ms:g} ms ({seconds:g} s each); cli_niceness "
+          f"{'default' if args.cli_niceness is None else args.cli_niceness}; load average "
+          f"{common.load_average()}")
     text = ("abcd" * args.chunks)[:args.chunks * 4]
     with Sandbox() as sandbox:
-        server = sandbox.server(extensions=("loop_probe",), max_concurrency=args.streams)
+        nice = {} if args.cli_niceness is None else {"cli_niceness": args.cli_niceness}
+        server = sandbox.server(extensions=("loop_probe",), max_concurrency=args.streams, **nice)
         server.wait_pool_idle()
         time.sleep(1.0)
         probe = HttpProbe(server)
