@@ -26,9 +26,9 @@ from pathlib import Path
 import common
 from common import Sandbox, cold_cli_run, cpu_seconds, median
 
-from claude_nb.batches import BatchRunner  # noqa: E402  (common puts the project on sys.path)
-from claude_nb.bridge import ClaudeBridge  # noqa: E402
-from claude_nb.store import Store  # noqa: E402
+from claude_nb.bridge import ClaudeBridge  # noqa: E402  (common puts the project on sys.path)
+from claude_nb.service.batches import BatchRunner  # noqa: E402
+from claude_nb.service.store import Store  # noqa: E402
 
 
 def body(prompt: str) -> dict:

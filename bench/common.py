@@ -20,11 +20,11 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parents[1]
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))      # the repo: claude_nb and tests.support
 
 import httpx  # noqa: E402
 
-from fake_upstream import FakeUpstream, Reply  # noqa: E402,F401
+from tests.support.fake_upstream import FakeUpstream, Reply  # noqa: E402,F401
 
 NATIVE_CLI = ROOT / "tests" / "cli" / "node_modules" / "@anthropic-ai" / "claude-code-linux-x64" / "claude"
 

@@ -1,6 +1,6 @@
 """What the upstream receives for thinking and effort, per model, through the bridge.
 
-Runs the real CLI against the recording upstream (tests/fake_upstream.py) and prints the
+Runs the real CLI against the recording upstream (tests/support/fake_upstream.py) and prints the
 markdown table kept in docs/compatibility.md. Rerun it when the pinned CLI version changes:
 
     /tmp/venv/bin/python bench/fidelity_matrix.py [model ...]
@@ -15,9 +15,9 @@ import tempfile
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))      # the repo: claude_nb and tests.support
 
-from fake_upstream import FakeUpstream  # noqa: E402
+from tests.support.fake_upstream import FakeUpstream  # noqa: E402
 
 CLI = ROOT / "tests/cli/node_modules/@anthropic-ai/claude-code-linux-x64/claude"
 
@@ -42,7 +42,8 @@ async def measure(models: list[str]) -> None:
     os.environ.pop("CLAUDE_CODE_OAUTH_TOKEN", None)
     from claude_nb.bridge import ClaudeBridge
     bridge = ClaudeBridge()
-    print("| model (request) | upstream model | request | upstream `thinking` | upstream `output_config` | upstream `temperature` |")
+    print("| model (request) | upstream model | request | upstream `thinking` "
+          "| upstream `output_config` | upstream `temperature` |")
     print("|---|---|---|---|---|---|")
     for model in models:
         for label, extra in REQUESTS:

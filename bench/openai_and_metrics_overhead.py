@@ -5,7 +5,7 @@
 import base64
 import time
 
-from claude_nb.metrics import ServiceMetrics
+from server_ext.metrics import ServiceMetrics
 from claude_nb.protocol.openai import ChatChunkTranslator, encode_chunk, translate_chat_request
 
 

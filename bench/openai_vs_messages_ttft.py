@@ -12,11 +12,12 @@ import sys
 import tempfile
 import time
 
-sys.path.insert(0, os.path.join(os.path.dirname(__file__), "..", "tests"))
-from fake_upstream import FakeUpstream  # noqa: E402
+sys.path.insert(0, os.path.join(os.path.dirname(__file__), ".."))      # the repo: tests.support
+from tests.support.fake_upstream import FakeUpstream  # noqa: E402
 
 from claude_nb.bridge import ClaudeBridge  # noqa: E402
-from claude_nb.protocol.openai import chat_chunks, translate_chat_request  # noqa: E402
+from claude_nb.protocol.openai import translate_chat_request  # noqa: E402
+from server_ext.handlers.openai import chat_chunks  # noqa: E402
 
 ROUNDS = 6
 

@@ -14,8 +14,8 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from claude_nb.batches import parse_create_body, results_lines  # noqa: E402
-from claude_nb.store import Store  # noqa: E402
+from claude_nb.service.batches import parse_create_body, results_lines  # noqa: E402
+from claude_nb.service.store import Store  # noqa: E402
 
 
 def timed(label, fn):

@@ -138,7 +138,7 @@ def main() -> None:
     at4 = dict(rows).get(4)
     if at4 is not None:
         burst_ratio, sustained_ratio = at4
-        print(f"\nK=4, pool on, achieved / ideal (target >= 0.9): sustained "
+        print("\nK=4, pool on, achieved / ideal (target >= 0.9): sustained "
               + (f"{sustained_ratio:.3f}" if sustained_ratio else "-")
               + f"; whole burst from idle {burst_ratio:.3f} (its first wave meets pool_max_idle "
               "warm processes)")

@@ -17,10 +17,12 @@ import time
 from pathlib import Path
 
 ROOT = Path(__file__).resolve().parent.parent
-sys.path[:0] = [str(ROOT), str(ROOT / "tests")]
+sys.path.insert(0, str(ROOT))      # the repo: claude_nb and tests.support
 
-from claude_nb.client import Claude, ClaudeError, HttpTransport, InProcessTransport  # noqa: E402
-from fake_upstream import FakeUpstream, Reply  # noqa: E402
+from claude_nb.kernel.client import Claude  # noqa: E402
+from claude_nb.kernel.errors import ClaudeError  # noqa: E402
+from claude_nb.kernel.transports import HttpTransport, InProcessTransport  # noqa: E402
+from tests.support.fake_upstream import FakeUpstream, Reply  # noqa: E402
 
 CLI = ROOT / "tests" / "cli" / "node_modules" / "@anthropic-ai" / "claude-code-linux-x64" / "claude"
 

@@ -11,17 +11,17 @@ tornado or jupyter_server, so it works in any kernel.
     claude_nb.chat()                         # a chat panel (ipywidgets) with a Stop button
     claude_nb.quota()                        # the plan's rate-limit windows (subscription logins)
 """
-__version__ = "0.1.0"
-
-from .client import (Answer, AnswerStream, Claude, ClaudeError, anthropic_client,  # noqa: E402,F401
-                     claude, connect)
+from ._version import __version__  # noqa: F401
+from .kernel.client import Answer, AnswerStream, Claude, anthropic_client, claude  # noqa: F401
+from .kernel.errors import ClaudeError  # noqa: F401
+from .kernel.transports import connect  # noqa: F401
 
 _LAZY = {
-    "batch": "jobs", "batch_job": "jobs", "BatchJob": "jobs",
-    "usage_report": "frames", "cost_report": "frames",
-    "ChatWidget": "widgets", "chat": "widgets",
-    "ClaudeMagics": "magics",
-    "quota": "quota",
+    "batch": "kernel.jobs", "batch_job": "kernel.jobs", "BatchJob": "kernel.jobs",
+    "usage_report": "kernel.frames", "cost_report": "kernel.frames",
+    "ChatWidget": "kernel.widgets", "chat": "kernel.widgets",
+    "ClaudeMagics": "kernel.magics",
+    "quota": "kernel.quota",
 }
 
 __all__ = ["Answer", "AnswerStream", "Claude", "ClaudeError", "anthropic_client", "claude",
@@ -38,10 +38,10 @@ def __getattr__(name):
 
 def load_ipython_extension(shell):
     """`%load_ext claude_nb`: registers %%claude and %claude."""
-    from .magics import load_ipython_extension as load
+    from .kernel.magics import load_ipython_extension as load
     load(shell)
 
 
 def unload_ipython_extension(shell):
-    from .magics import unload_ipython_extension as unload
+    from .kernel.magics import unload_ipython_extension as unload
     unload(shell)

@@ -1,4 +1,4 @@
-"""The extension application: configuration, routes, and the lifetime of the bridge."""
+"""The extension application: configuration, routes, and the lifetime of its `Service`."""
 from __future__ import annotations
 
 import os
@@ -8,11 +8,7 @@ from jupyter_core.paths import jupyter_data_dir
 from jupyter_server.extension.application import ExtensionApp
 from traitlets import Bool, Unicode
 
-from claude_nb.batches import BatchRunner
-from claude_nb.bridge import ClaudeBridge
-from claude_nb.metrics import ServiceMetrics
-from claude_nb.quota import tracker_for
-from claude_nb.store import DB_NAME, Store, default_store_dir
+from claude_nb.service.runtime import Service
 
 from .handlers.batches import (BatchCancelHandler, BatchesHandler, BatchHandler,
                                BatchResultsHandler)
@@ -23,6 +19,7 @@ from .handlers.models import ModelHandler, ModelsHandler
 from .handlers.openai import ChatCompletionsHandler
 from .handlers.reports import CostReportHandler, UsageReportHandler
 from .handlers.status import HealthHandler, OrganizationHandler, UnknownRouteHandler
+from .metrics import ServiceMetrics
 
 
 class ClaudeNbApp(ExtensionApp):
@@ -40,26 +37,29 @@ class ClaudeNbApp(ExtensionApp):
                              "Empty: claude_nb/ under the Jupyter data dir.")
 
     def initialize_settings(self):
-        self.bridge = ClaudeBridge(parent=self)
-        self.store = Store(os.path.join(self.store_dir, DB_NAME) if self.store_dir
-                           else default_store_dir() / DB_NAME)
-        self.store.attach(self.bridge)       # usage ledger + file_id sources in messages
-        self.batch_runner = BatchRunner(self.store, self.bridge, parent=self)
-        self._runner_started = False
+        self.service = Service.create(parent=self, store_dir=self.store_dir)
         # name -> callable returning a JSON-able dict, shown in /health
-        self.health_sections: dict = {}
-        self.health_sections["batches"] = lambda: {
-            "store": str(self.store.path),
-            "unfinished": len(self.store.unfinished_batches()),
-            "worked_here": len(self.batch_runner.active_batches)}
-        # Plan quota from the CLI's rate-limit reports, kept in the store across restarts.
-        self.quota = tracker_for(self.bridge)
-        self.quota.restore(self.store.get_state("quota") or {})
-        self.quota.on_change = lambda state: self.store.put_state("quota", state)
-        self.health_sections["quota"] = self.quota.summary
+        self.health_sections: dict = self.service.health_sections()
         self.metrics = (ServiceMetrics().attach_bridge(self.bridge).attach_quota(self.quota)
                         .attach_store(self.store))
         self.organization_id = str(uuid.uuid5(uuid.NAMESPACE_URL, "claude-nb:" + jupyter_data_dir()))
+
+    # The service's parts, for operators and tests poking at a running server.
+    @property
+    def bridge(self):
+        return self.service.bridge
+
+    @property
+    def store(self):
+        return self.service.store
+
+    @property
+    def batch_runner(self):
+        return self.service.runner
+
+    @property
+    def quota(self):
+        return self.service.quota
 
     def initialize_handlers(self):
         self.handlers.extend([
@@ -93,23 +93,8 @@ class ClaudeNbApp(ExtensionApp):
             os.environ["CLAUDE_NB_URL"] = serverapp.connection_url
             token = getattr(serverapp.identity_provider, "token", "") or ""
             os.environ["CLAUDE_NB_TOKEN"] = token
-        await self.start_batch_runner()
         self.log.info("claude_nb: Anthropic-compatible API at %sv1/", serverapp.connection_url)
-        self.health_sections["pool"] = self.bridge.pool_status
-        await self.bridge.start_pool()          # prewarm: the first request answers warm
-
-    async def start_batch_runner(self):
-        """Start the batch runner once: it resumes batches an earlier run left unfinished. Also
-        called by the batch handlers, for hosts that never call the extension's start hook
-        (pytest-jupyter's server, for one)."""
-        if not self._runner_started:
-            self._runner_started = True
-            await self.batch_runner.start()
+        await self.service.start()
 
     async def stop_extension(self):
-        self._runner_started = True           # no restart by a late request
-        # The runner first: requests it ends stay unfinished (for the next start), rather than
-        # failing because the bridge closed under them.
-        await self.batch_runner.stop()
-        await self.bridge.close()
-        self.store.close()
+        await self.service.stop()

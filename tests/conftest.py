@@ -5,15 +5,13 @@ from __future__ import annotations
 import os
 import shutil
 import subprocess
-import sys
 from pathlib import Path
 
 import pytest
 
-HERE = Path(__file__).resolve().parent
-sys.path.insert(0, str(HERE))
+from tests.support.fake_upstream import FakeUpstream
 
-from fake_upstream import FakeUpstream  # noqa: E402
+HERE = Path(__file__).resolve().parent
 
 pytest_plugins = ["pytest_jupyter.jupyter_server"]
 
@@ -143,11 +141,10 @@ def token(jp_serverapp):
 @pytest.fixture
 def local(cli_env, monkeypatch):
     """The in-process transport, as a kernel with no Jupyter server gets it."""
-    from claude_nb import client as client_mod
-    from claude_nb.client import InProcessTransport
+    from claude_nb.kernel.transports import InProcessTransport, discover
     monkeypatch.delenv("CLAUDE_NB_URL", raising=False)
     monkeypatch.delenv("JPY_PARENT_PID", raising=False)
     transport = InProcessTransport()
-    monkeypatch.setattr(client_mod, "_default_transport", transport)
+    monkeypatch.setattr(discover, "_default_transport", transport)
     yield transport
     transport.close()

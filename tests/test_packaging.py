@@ -35,3 +35,19 @@ def test_importing_claude_nb_does_not_import_the_server():
                          cwd=os.path.dirname(os.path.dirname(__file__)))
     assert out.returncode == 0, out.stderr
     assert out.stdout.strip() == ""
+
+
+def test_the_code_is_lint_clean():
+    """ruff, as configured in pyproject.toml, finds nothing (so CI checks it with the tests)."""
+    root = os.path.dirname(os.path.dirname(os.path.abspath(__file__)))
+    out = subprocess.run([sys.executable, "-m", "ruff", "check", "--no-cache", root],
+                         capture_output=True, text=True, timeout=120, cwd=root)
+    assert out.returncode == 0, out.stdout + out.stderr
+
+
+def test_one_version_for_the_package_and_the_build():
+    import claude_nb
+    from claude_nb._version import __version__
+    assert claude_nb.__version__ == __version__
+    if _installed():
+        assert importlib.metadata.version("claude-nb") == __version__

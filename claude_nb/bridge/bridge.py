@@ -11,7 +11,6 @@ import asyncio
 import os
 import signal
 import time
-import uuid
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
 
@@ -19,17 +18,26 @@ from traitlets import Bool, Dict, Float, Int, List, Unicode
 from traitlets.config import LoggingConfigurable
 
 from ..protocol.errors import (AnthropicError, ApiFailure, AuthenticationFailed, GatewayTimeout,
-                               error_for_status)
+                               error_for_status, new_request_id)
 from ..protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from .cli_output import checked_event, clean_result
-from .command import LaunchSpec, find_cli
+from .cli_info import CliInfo, cli_info_async
+from .cli_models import cli_models_async
+from .command import CliNotFound, LaunchSpec, find_cli
 from .events import EventTranslator, MessageAccumulator, normalize_usage
 from .limiter import BACKGROUND, LIVE, Limiter
 from .plan import FileResolver, RunPlan, plan_request
 from .pool import ChatTurn, ProcessPool, spec_for_template
-from .pricing import estimate_cost
+from ..protocol.pricing import estimate_cost
 from .process import CliProcess, private_workdir
 from .transcript import remove_transcript, write_transcript
+
+def find_cli_or_none(configured: str | None) -> str | None:
+    try:
+        return find_cli(configured)
+    except CliNotFound:
+        return None
+
 
 LOGIN_HINT = ("The Claude Code CLI is not logged in. Open a terminal, run `claude` and log in "
               "(or run `claude setup-token`), then retry.")
@@ -94,6 +102,7 @@ class ClaudeBridge(LoggingConfigurable):
         self.live: set[CliProcess] = set()
         self.pool: ProcessPool | None = None     # created on first use or by start_pool()
         self._closed = False
+        self._cli_checked: str | None = None
         self.observe(lambda change: self.limiter.resize(change["new"]), "max_concurrency")
         self.observe(self._pool_toggled, "pool_enabled")
 
@@ -105,7 +114,9 @@ class ClaudeBridge(LoggingConfigurable):
         session: a chat conversation's key. Its process is kept between turns and gets the next
         user turn directly when the next request continues exactly this one (see pool.py).
         """
-        request_id = request_id or "req_" + uuid.uuid4().hex[:24]
+        request_id = request_id or new_request_id()
+        if self._cli_checked is None or self._cli_checked != find_cli_or_none(self.cli_path):
+            await self.check_cli()       # hosts that never call it at start (the kernel), a new CLI
         plan = plan_request(body, resolve_file=self.file_resolver)
         pool = self._active_pool() if session else None
         turn = pool.chat_turn(session, plan) if pool is not None else None
@@ -135,6 +146,23 @@ class ClaudeBridge(LoggingConfigurable):
 
     def cli_executable(self) -> str:
         return find_cli(self.cli_path)
+
+    async def check_cli(self) -> CliInfo | None:
+        """Learn the installed CLI's version and log what matters about it (the server calls
+        this at startup): not found, older than supported, newer than tested."""
+        try:
+            path = self.cli_executable()
+        except CliNotFound as exc:
+            self.log.warning("claude_nb: %s", exc.message)
+            return None
+        info = await cli_info_async(path)
+        self.log.info("claude_nb: Claude Code CLI %s at %s", info.version_text, path)
+        for warning in info.warnings():
+            self.log.warning("claude_nb: %s", warning)
+        if not info.too_old:
+            await cli_models_async(path)      # the aliases as this CLI resolves them
+        self._cli_checked = path
+        return info
 
     async def start_pool(self) -> None:
         """Start the warm pool with the `pool_prewarm` processes (the server calls this at
@@ -315,12 +343,12 @@ class ClaudeBridge(LoggingConfigurable):
                     if isinstance(line.get("model"), str):
                         model = line["model"] or model
             if result is not None:
-                if translator.awaiting_verdict:
+                error = self._result_error(result, translator)
+                if error is None and translator.awaiting_verdict and plan.structured:
                     error = self._structured_error(result, translator)
-                    if error is None:
-                        for out in translator.release():
-                            yield out
-                error = error or self._result_error(result, translator)
+                if error is None and translator.awaiting_verdict and not translator.ended_without_reason:
+                    for out in translator.release():
+                        yield out
                 usage = normalize_usage(result.get("usage"))
                 if error is None and not translator.finished:
                     error = ApiFailure("The answer was cut off: the upstream stream ended before the "
@@ -375,7 +403,7 @@ class ClaudeBridge(LoggingConfigurable):
         subtype = result.get("subtype")
         if not result.get("is_error"):
             return None
-        if subtype == "error_max_turns" and translator.finished:
+        if subtype == "error_max_turns" and translator.upstream_done:
             return None      # a client tool call ended the turn: the message is complete
         text = str(result.get("result") or result.get("errors") or subtype or "unknown error")
         status = result.get("api_error_status")

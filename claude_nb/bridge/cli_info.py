@@ -69,21 +69,23 @@ class CliInfo:
 _cache: dict[tuple, CliInfo] = {}
 
 
-def _key(path: str) -> tuple:
+def cache_key(path: str) -> tuple:
+    """What identifies one installed binary: its path, and its mtime and size (an upgrade in place
+    is a new binary)."""
     try:
         stat = os.stat(path)
-        return (path, stat.st_mtime_ns, stat.st_size)    # an upgrade in place is seen
+        return (path, stat.st_mtime_ns, stat.st_size)
     except OSError:
         return (path,)
 
 
 def cached_cli_info(path: str) -> CliInfo | None:
-    return _cache.get(_key(path))
+    return _cache.get(cache_key(path))
 
 
 def cli_info(path: str, timeout: float = 20.0) -> CliInfo:
     """The version of the CLI at `path` (runs `path --version` once per installed binary)."""
-    key = _key(path)
+    key = cache_key(path)
     info = _cache.get(key)
     if info is None:
         try:

@@ -11,6 +11,7 @@ import shutil
 from dataclasses import dataclass, field
 
 from ..protocol.errors import AnthropicError, InvalidRequest
+from .cli_info import CliInfo
 
 INSTALL_HINT = ("Install Claude Code with `npm install -g @anthropic-ai/claude-code` (or see "
                 "https://docs.claude.com/en/docs/claude-code/setup), then set "
@@ -38,7 +39,7 @@ def find_cli(configured: str | None) -> str:
         if candidate:
             path = shutil.which(candidate) or (candidate if os.access(candidate, os.X_OK) else None)
             if path and os.path.isfile(path):
-                return path
+                return os.path.abspath(path)     # each process runs in its own directory
             looked.append(f"{label}={candidate!r} (not an executable file)")
         else:
             looked.append(f"{label} (not set)")
@@ -61,10 +62,6 @@ class LaunchSpec:
     mcp_config: str | None = None       # client tools, as a stdio MCP server config (JSON)
     json_schema: str | None = None      # structured output
     resume: str | None = field(default=None, compare=False)   # session id: never pooled
-
-    @property
-    def poolable(self) -> bool:
-        return self.resume is None
 
 
 def build_argv(cli: str, spec: LaunchSpec, *, allow_tools: str = "") -> list[str]:
@@ -94,23 +91,41 @@ def build_argv(cli: str, spec: LaunchSpec, *, allow_tools: str = "") -> list[str
     return argv
 
 
-def build_env(spec: LaunchSpec, base: dict | None = None) -> dict[str, str]:
+def resume_prompt(cli: CliInfo | None) -> str:
+    """What the CLI appends to a resumed last turn that starts with `tool_result` (it treats the
+    turn as interrupted work and adds its resume prompt, by default "Continue from where you
+    left off."). 2.1.197 drops a blank prompt, so nothing is added; newer CLIs take a blank value
+    as unset, so the smallest text that carries nothing, a zero-width space, stands in for it."""
+    if cli is not None and cli.version is not None and cli.version <= (2, 1, 197):
+        return " "
+    return "\u200b"
+
+
+def build_env(spec: LaunchSpec, base: dict | None = None, cli: CliInfo | None = None) -> dict[str, str]:
     env = dict(os.environ if base is None else base)
     for key in _STRIPPED_ENV:
         env.pop(key, None)
     env["CLAUDE_CODE_MAX_OUTPUT_TOKENS"] = str(spec.max_output_tokens)
-    # Thinking, as measured with CLI 2.1.197 (docs/compatibility.md): MAX_THINKING_TOKENS=0 sends
-    # `disabled`; a budget is sent as `enabled` to models that take one (with adaptive thinking
-    # switched off where the CLI would otherwise prefer it); unset means `adaptive`.
-    env.pop("CLAUDE_CODE_DISABLE_ADAPTIVE_THINKING", None)
-    env.pop("CLAUDE_CODE_DISABLE_THINKING", None)
+    # Thinking (docs/compatibility.md has the per-version measurements). "disabled" must mean
+    # no thinking on every CLI: MAX_THINKING_TOKENS=0 alone sends `disabled` on 2.1.197, but
+    # newer CLIs turn it into `adaptive` for models they hold cannot switch thinking off;
+    # CLAUDE_CODE_DISABLE_THINKING makes every version leave `thinking` out, and a request
+    # without `thinking` does not think. A budget is sent as `enabled` to models that take one
+    # (adaptive switched off where the CLI would otherwise prefer it); unset means `adaptive`.
+    # Newer CLIs add `display: "updates"` (a value no API client sends) unless told not to.
+    for key in ("CLAUDE_CODE_DISABLE_ADAPTIVE_THINKING", "CLAUDE_CODE_DISABLE_THINKING",
+                "CLAUDE_CODE_THINKING_DISPLAY_UPDATES"):
+        env.pop(key, None)
     if spec.thinking == "disabled":
         env["MAX_THINKING_TOKENS"] = "0"
-    elif spec.thinking == "enabled":
-        env["MAX_THINKING_TOKENS"] = str(spec.thinking_budget)
-        env["CLAUDE_CODE_DISABLE_ADAPTIVE_THINKING"] = "1"
+        env["CLAUDE_CODE_DISABLE_THINKING"] = "1"
     else:
-        env.pop("MAX_THINKING_TOKENS", None)
+        env["CLAUDE_CODE_THINKING_DISPLAY_UPDATES"] = "0"
+        if spec.thinking == "enabled":
+            env["MAX_THINKING_TOKENS"] = str(spec.thinking_budget)
+            env["CLAUDE_CODE_DISABLE_ADAPTIVE_THINKING"] = "1"
+        else:
+            env.pop("MAX_THINKING_TOKENS", None)
     # Effort goes by environment, not `--effort`: that flag also rewrites the user's own
     # Claude Code settings (it unpins the launch effort of Opus 4.7/4.8 and Fable 5 in
     # .claude.json). "unset" keeps the CLI from adding its default effort upstream.
@@ -120,12 +135,18 @@ def build_env(spec: LaunchSpec, base: dict | None = None) -> dict[str, str]:
         # itself ("interrupted turn"), so nothing is added after it. A turn that starts with
         # tool_result gets the resume prompt appended; a blank one is dropped before upstream.
         env["CLAUDE_CODE_RESUME_INTERRUPTED_TURN"] = "1"
-        env["CLAUDE_CODE_RESUME_PROMPT"] = " "
+        env["CLAUDE_CODE_RESUME_PROMPT"] = resume_prompt(cli)
     else:
         env.pop("CLAUDE_CODE_RESUME_INTERRUPTED_TURN", None)
         env.pop("CLAUDE_CODE_RESUME_PROMPT", None)
     # Hand upstream errors to the client at once; the SDK (or the batch runner) retries.
     env["CLAUDE_CODE_MAX_RETRIES"] = "0"
+    # A cut stream is an error for the client to retry. Newer CLIs would otherwise ask again
+    # without streaming (a second upstream request whose answer bypasses the stream events).
+    env["CLAUDE_CODE_DISABLE_NONSTREAMING_FALLBACK"] = "1"
+    # No context attachments: newer CLIs list a `DeferredToolPlaceholder` tool the client never
+    # offered whenever MCP tools (the client's tools) are present.
+    env["CLAUDE_CODE_DISABLE_ATTACHMENTS"] = "1"
     env.setdefault("CLAUDE_CODE_DISABLE_NONESSENTIAL_TRAFFIC", "1")
     env.setdefault("DISABLE_AUTOUPDATER", "1")
     return env

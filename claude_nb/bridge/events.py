@@ -6,6 +6,9 @@ The CLI forwards the upstream's own SSE events (`stream_event` lines). On the wa
   "none", a second call after disable_parallel_tool_use);
 - turn the CLI's `StructuredOutput` tool call back into the JSON text the API returns, and
   hold the message's end until the CLI has accepted the JSON (see `release`);
+- hold the message's end (`message_delta`, `message_stop`) until the CLI's `result` line says
+  the run succeeded (see `release`): newer CLIs close a cut upstream stream with an end of
+  their own, so only the result tells a whole answer from a cut one;
 - emulate `stop_sequences`: cut the text before the first match and end the message there;
 - renumber block indexes so they stay 0, 1, 2 in start order.
 """
@@ -65,8 +68,9 @@ class EventTranslator:
         self.upstream_messages = 0
         self.upstream_stop_reason: str | None = None
         self.structured_error: str | None = None   # the CLI's verdict on a StructuredOutput call
+        self.ended_without_reason = False   # an end with no stop_reason: the CLI closed a cut stream
         self._structured_ids: set[str] = set()
-        self._held: list[dict] = []  # structured: the message's end, until the JSON is accepted
+        self._held: list[dict] = []  # the message's end, until the run's result accepts it
         self._index_map: dict[int, int] = {}
         self._hidden: set[int] = set()
         self._as_text: set[int] = set()      # StructuredOutput tool input streamed as text
@@ -98,11 +102,11 @@ class EventTranslator:
 
     @property
     def awaiting_verdict(self) -> bool:
-        """Structured output: the message is complete upstream, its end is held back."""
+        """The message ended upstream; its end is held back until the run's result."""
         return self.upstream_done and bool(self._held) and not self.finished
 
     def release(self) -> list[dict]:
-        """Emit the held end of a structured message (the JSON was accepted)."""
+        """Emit the held end of the message (the run succeeded, structured JSON accepted)."""
         out, self._held = self._held, []
         if out:
             self.finished = True
@@ -229,22 +233,20 @@ class EventTranslator:
             usage["output_tokens"] = self._output_tokens
         self._output_tokens = usage["output_tokens"] or 0
         self.upstream_stop_reason = delta.get("stop_reason") or self.upstream_stop_reason
+        if not delta.get("stop_reason"):
+            self.ended_without_reason = True     # the API always says why a message ended
         if delta.get("stop_reason") == "tool_use" and not self.saw_client_tool:
             delta["stop_reason"] = "end_turn"     # only hidden tools (the CLI's own) were called
         delta.setdefault("stop_sequence", None)
-        out = {"type": "message_delta", "delta": delta, "usage": usage}
-        if self.structured:
-            self._held.append(out)
-            return []
-        return [out]
+        self._held.append({"type": "message_delta", "delta": delta, "usage": usage})
+        return []
 
     def _on_message_stop(self, event):
         self.upstream_done = True
-        if self.structured:
-            self._held.append({"type": "message_stop"})
-            return []
-        self.finished = True
-        return [{"type": "message_stop"}]
+        if not any(e["type"] == "message_delta" for e in self._held):
+            self.ended_without_reason = True     # an end the CLI made up after a cut
+        self._held.append({"type": "message_stop"})
+        return []
 
     # -- stop sequences -------------------------------------------------------------------
     def _delta_event(self, index, text):

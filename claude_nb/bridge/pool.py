@@ -516,9 +516,8 @@ class ProcessPool:
         # has outrun supply (or at prewarm): a script's lone calls keep one process.
         while self._filling and not self._closed and self._occupied() < self.max_idle:
             key = self._latest_demand()
-            if key is None:
-                return
-            await self._spawn(key)
+            if key is None or not await self._spawn(key):
+                return       # a process that cannot start now is not retried in a tight loop
 
     def _latest_demand(self) -> PoolKey | None:
         """What to start for the spec wanted most recently, if within the idle timeout."""
@@ -527,7 +526,8 @@ class ProcessPool:
         key, used = next(reversed(self._demand.items()))
         return self._supply(key) if time.monotonic() - used <= self.idle_timeout else None
 
-    async def _spawn(self, key: PoolKey) -> None:
+    async def _spawn(self, key: PoolKey) -> bool:
+        """Start one warm process for `key`; False when it could not be started."""
         caps = self._caps.get(key.cli)
         proc = CliProcess(key.spec, cli_path=key.cli, allow_tools=key.allow_tools,
                           niceness=self.bridge.cli_niceness,
@@ -541,15 +541,16 @@ class ProcessPool:
             if not self._spawn_error_logged:
                 self._spawn_error_logged = True
                 self.log.warning("claude_nb pool: could not start a warm CLI process: %s", exc)
-            return
+            return False
         self.starting.discard(proc)
         self.counts["started"] += 1
         if self._closed:
             await self._discard(proc)
-            return
+            return True
         entry = Waiting(proc, key, time.monotonic())
         self.idle.append(entry)
         self._watch(entry)
+        return True
 
     async def _send(self, proc: CliProcess, content) -> bool:
         if _exited(proc):

@@ -15,6 +15,7 @@ import time
 from collections import deque
 
 from ..protocol.errors import ApiFailure
+from .cli_info import UPGRADE_HINT, cli_info_async, version_text, OLDEST_SUPPORTED
 from .command import INSTALL_HINT, LaunchSpec, build_argv, build_env, find_cli
 from .spares import new_turn_id, spare_env
 
@@ -45,6 +46,7 @@ class CliProcess:
         self.claimable = claimable
         self.conversation_start: str | None = None   # id of the first user turn since (re)start
         self.cost_seen = 0.0      # total_cost_usd the CLI reported so far (it is cumulative)
+        self.info = None          # the CLI's version, learned at start
         self.cli_path = cli_path
         self.base_env = env
         self.allow_tools = allow_tools
@@ -66,10 +68,16 @@ class CliProcess:
 
     async def start(self) -> "CliProcess":
         cli = find_cli(self.cli_path)
+        info = await cli_info_async(cli)
+        if info.too_old:
+            raise ApiFailure(f"The Claude Code CLI at {cli} is version {info.version_text}; claude-nb "
+                             f"needs {version_text(OLDEST_SUPPORTED)} or newer. " + UPGRADE_HINT,
+                             should_retry=False)
         if self.workdir is None:
             self.workdir = private_workdir()
         argv = build_argv(cli, self.spec, allow_tools=self.allow_tools)
-        env = build_env(self.spec, self.base_env)
+        self.info = info
+        env = build_env(self.spec, self.base_env, info)
         if self.spare:
             env = spare_env(env)
             if self.claimable:
@@ -101,7 +109,7 @@ class CliProcess:
     def request_env(self, spec: LaunchSpec) -> dict[str, str]:
         """The launch environment a process started for `spec` would get (a spare takes its
         request-dependent part when it is set up)."""
-        return build_env(spec, self.base_env)
+        return build_env(spec, self.base_env, self.info)
 
     def cost_of_turn(self, result: dict) -> dict:
         """The result line with total_cost_usd for this turn only: a reused process reports

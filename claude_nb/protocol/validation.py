@@ -94,11 +94,13 @@ def _fail(path: str, message: str):
     raise InvalidRequest(f"{path}: {message}")
 
 
-def _is_int(v) -> bool:
+def is_int(v) -> bool:
+    """An int that is not a bool (JSON true is not a number)."""
     return isinstance(v, int) and not isinstance(v, bool)
 
 
-def _is_number(v) -> bool:
+def is_number(v) -> bool:
+    """A finite int or float that is not a bool."""
     return (isinstance(v, (int, float)) and not isinstance(v, bool)
             and math.isfinite(v))
 
@@ -285,12 +287,12 @@ def _check_thinking_and_output(body: dict):
             _fail("thinking.type", "Input should be 'enabled', 'adaptive' or 'disabled'")
         if thinking["type"] == "enabled":
             budget = thinking.get("budget_tokens")
-            if not _is_int(budget):
+            if not is_int(budget):
                 _fail("thinking.budget_tokens", "Field required: an integer")
             if budget < 1024:
                 _fail("thinking.budget_tokens", "Input should be greater than or equal to 1024")
             max_tokens = body.get("max_tokens")
-            if _is_int(max_tokens) and budget >= max_tokens:
+            if is_int(max_tokens) and budget >= max_tokens:
                 _fail("thinking.budget_tokens", "`max_tokens` must be greater than `thinking.budget_tokens`")
     config = body.get("output_config")
     if config is not None:
@@ -336,7 +338,7 @@ def validate_message_request(body: dict) -> dict:
     if "max_tokens" not in body:
         _fail("max_tokens", "Field required")
     max_tokens = body["max_tokens"]
-    if not _is_int(max_tokens):
+    if not is_int(max_tokens):
         _fail("max_tokens", "Input should be a valid integer")
     if max_tokens < 1:
         _fail("max_tokens", "Input should be greater than or equal to 1")
@@ -348,9 +350,9 @@ def validate_message_request(body: dict) -> dict:
         _fail("stream", "Input should be a valid boolean")
     for key, low, high in (("temperature", 0.0, 1.0), ("top_p", 0.0, 1.0)):
         if key in body and body[key] is not None:
-            if not _is_number(body[key]) or not low <= body[key] <= high:
+            if not is_number(body[key]) or not low <= body[key] <= high:
                 _fail(key, f"Input should be a number between {low} and {high}")
-    if body.get("top_k") is not None and (not _is_int(body["top_k"]) or body["top_k"] < 0):
+    if body.get("top_k") is not None and (not is_int(body["top_k"]) or body["top_k"] < 0):
         _fail("top_k", "Input should be a non-negative integer")
     metadata = body.get("metadata")
     if metadata is not None:

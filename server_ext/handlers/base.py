@@ -1,5 +1,9 @@
 """One base handler for every /v1 route: token auth in any of the SDKs' spellings, a
-request id, and every failure turned into Anthropic's error envelope."""
+request id, and every failure turned into Anthropic's error envelope.
+
+Handlers that differ say so through three hooks, never by copying a method:
+`allows_anonymous()` (answer without the token), `error_body(error)` (another API's error
+shape) and `REQUEST_ID_HEADERS` (where that API's clients look for the request id)."""
 from __future__ import annotations
 
 import asyncio
@@ -33,6 +37,7 @@ class ClientGone(Exception):
 
 class ApiHandler(ExtensionHandlerMixin, APIHandler):
     auth_resource = AUTH_RESOURCE
+    REQUEST_ID_HEADERS: tuple[str, ...] = ("request-id",)
 
     # -- set-up ---------------------------------------------------------------------------
     @property
@@ -40,14 +45,37 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
         return self.extensionapp
 
     @property
+    def service(self):
+        """The extension's `Service`: the one way a handler reaches the bridge, store, runner."""
+        return self.extensionapp.service
+
+    @property
     def bridge(self):
-        return self.extensionapp.bridge
+        return self.service.bridge
+
+    def allows_anonymous(self) -> bool:
+        """Hook: True lets a request without a valid token through, with `self.anonymous` set."""
+        return False
 
     async def prepare(self):
-        self.request_id = new_request_id()
-        self.set_header("request-id", self.request_id)
+        self._set_request_id(new_request_id())
         self._task = asyncio.current_task()
         self._client_gone = False
+        self.anonymous = False
+        try:
+            await self._authenticate()
+        except Exception:
+            if not self.allows_anonymous():
+                raise
+            self.current_user = None
+            self.anonymous = True
+
+    def _set_request_id(self, request_id: str) -> None:
+        self.request_id = request_id
+        for name in self.REQUEST_ID_HEADERS:
+            self.set_header(name, request_id)
+
+    async def _authenticate(self):
         # The SDKs send the key as `x-api-key` (0.x/1.x) or `Authorization: Bearer` (2.x);
         # Jupyter reads `Authorization: token|bearer`. Hand x-api-key over in that form.
         api_key = self.request.headers.get("x-api-key")
@@ -95,28 +123,31 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
         if isinstance(exc, AnthropicError):
             return exc
         if isinstance(exc, web.HTTPError):
-            message = exc.log_message or self._reason or "request failed"
-            if exc.args and exc.log_message and "%" in exc.log_message:
-                message = exc.log_message % exc.args[1:] if len(exc.args) > 1 else exc.log_message
+            # Tornado keeps the format arguments in `args` (and escapes `%` when there are none)
+            message = (exc.log_message % exc.args if exc.log_message
+                       else self._reason or "request failed")
             return AnthropicError(message, status=status_code)
         if exc is not None:
             self.log.error("claude_nb: %s", "".join(traceback.format_exception(exc)))
         return AnthropicError(f"Internal server error (request {getattr(self, 'request_id', '?')}); "
                               "see the Jupyter server log.", status=500)
 
+    def error_body(self, error: AnthropicError) -> tuple[int, dict]:
+        """Hook: the status and JSON body the client gets for `error` (Anthropic's envelope)."""
+        return error.status, error.envelope(self.request_id)
+
     def write_error(self, status_code: int, **kwargs):
-        if not getattr(self, "request_id", None):
-            # refused before prepare() ran (a body or path Tornado could not decode, a 405)
-            self.request_id = new_request_id()
+        # refused before prepare() ran (a body or path Tornado could not decode, a 405): no id yet
+        request_id = getattr(self, "request_id", None) or new_request_id()
         error = self.error_from(kwargs.get("exc_info", (None, None, None))[1], status_code)
-        status = error.status if 400 <= error.status < 600 else 500
         self.clear_header("Content-Type")
-        self.set_status(status)
-        self.set_header("request-id", self.request_id)
+        self._set_request_id(request_id)
+        status, body = self.error_body(error)
+        self.set_status(status if 400 <= status < 600 else 500)
         self.set_header("Content-Type", "application/json")
         if error.should_retry is not None:
             self.set_header("x-should-retry", "true" if error.should_retry else "false")
-        self.finish(json.dumps(error.envelope(self.request_id)))
+        self.finish(json.dumps(body, ensure_ascii=False))
 
     def log_exception(self, typ, value, tb):
         if isinstance(value, AnthropicError):

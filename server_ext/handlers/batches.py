@@ -6,9 +6,10 @@ import asyncio
 from jupyter_server.auth.decorator import authorized
 from tornado.iostream import StreamClosedError
 
-from claude_nb import batches
+from claude_nb.service import batches
 
 from .base import ApiHandler, api_method
+from .paging import cursor_arguments
 
 RESULTS_CHUNK = 256 * 1024      # bytes of JSONL written between flushes
 
@@ -16,15 +17,8 @@ RESULTS_CHUNK = 256 * 1024      # bytes of JSONL written between flushes
 class BatchApiHandler(ApiHandler):
     async def prepare(self):
         await super().prepare()
-        await self.extensionapp.start_batch_runner()
-
-    @property
-    def store(self):
-        return self.extensionapp.store
-
-    @property
-    def runner(self):
-        return self.extensionapp.batch_runner
+        # for hosts that never call the extension's start hook (pytest-jupyter's server)
+        await self.service.start_batch_runner()
 
     def api_base(self) -> str:
         """This server's own absolute base URL, for `results_url`: the SDK fetches it as is, so
@@ -41,27 +35,25 @@ class BatchesHandler(BatchApiHandler):
     async def post(self):
         # Up to 256 MB and 100,000 requests to check: off the event loop.
         requests = await asyncio.to_thread(batches.parse_create_body, self.request.body)
-        self.write_batch(await self.runner.create(requests))
+        self.write_batch(await self.service.runner.create(requests))
 
     @api_method
     @authorized
     async def get(self):
-        self.write_json(batches.list_page(
-            self.store, after_id=self.get_query_argument("after_id", None),
-            before_id=self.get_query_argument("before_id", None),
-            limit=self.get_query_argument("limit", None), base_url=self.api_base()))
+        self.write_json(batches.list_page(self.service.store, **cursor_arguments(self),
+                                          base_url=self.api_base()))
 
 
 class BatchHandler(BatchApiHandler):
     @api_method
     @authorized
     async def get(self, batch_id: str):
-        self.write_batch(self.store.get_batch(batch_id))
+        self.write_batch(self.service.store.get_batch(batch_id))
 
     @api_method
     @authorized
     async def delete(self, batch_id: str):
-        self.store.delete_batch(batch_id)
+        self.service.store.delete_batch(batch_id)
         self.write_json(batches.deleted_json(batch_id))
 
 
@@ -69,14 +61,14 @@ class BatchCancelHandler(BatchApiHandler):
     @api_method
     @authorized
     async def post(self, batch_id: str):
-        self.write_batch(await self.runner.cancel(batch_id))
+        self.write_batch(await self.service.runner.cancel(batch_id))
 
 
 class BatchResultsHandler(BatchApiHandler):
     @api_method
     @authorized
     async def get(self, batch_id: str):
-        lines = batches.results_lines(self.store, batch_id)
+        lines = batches.results_lines(self.service.store, batch_id)
         first = next(lines, b"")      # 404/400 surface here, before the 200 is committed
         content_type = "application/x-jsonl; charset=utf-8"
         self.set_header("Content-Type", content_type)

@@ -6,22 +6,16 @@ import asyncio
 from jupyter_server.auth.decorator import authorized
 from tornado.iostream import StreamClosedError
 
-from claude_nb import files
+from claude_nb.service import files
 from claude_nb.protocol.errors import InvalidRequest
 
 from .base import ApiHandler, api_method
-from .paging import query_list
+from .paging import cursor_arguments, query_list
 
 CONTENT_CHUNK = 1024 * 1024
 
 
-class FileApiHandler(ApiHandler):
-    @property
-    def store(self):
-        return self.extensionapp.store
-
-
-class FilesHandler(FileApiHandler):
+class FilesHandler(ApiHandler):
     @api_method
     @authorized
     async def post(self):
@@ -35,7 +29,7 @@ class FilesHandler(FileApiHandler):
                                  if not parts else "file: give one file per upload")
         part = parts[0]
         record = await asyncio.to_thread(
-            files.upload, self.store, part.body, filename=part.filename,
+            files.upload, self.service.store, part.body, filename=part.filename,
             content_type=part.content_type,
             expires_in_seconds=self.get_body_argument("expires_in_seconds", None))
         self.write_json(files.file_json(record))
@@ -44,30 +38,28 @@ class FilesHandler(FileApiHandler):
     @authorized
     async def get(self):
         self.write_json(files.list_page(
-            self.store, after_id=self.get_query_argument("after_id", None),
-            before_id=self.get_query_argument("before_id", None),
-            limit=self.get_query_argument("limit", None),
-            page=self.get_query_argument("page", None), ids=query_list(self, "ids") or None))
+            self.service.store, **cursor_arguments(self), page=self.get_query_argument("page", None),
+            ids=query_list(self, "ids") or None))
 
 
-class FileHandler(FileApiHandler):
+class FileHandler(ApiHandler):
     @api_method
     @authorized
     async def get(self, file_id: str):
-        self.write_json(files.file_json(self.store.get_file(file_id)))
+        self.write_json(files.file_json(self.service.store.get_file(file_id)))
 
     @api_method
     @authorized
     async def delete(self, file_id: str):
-        self.store.delete_file(file_id)
+        self.service.store.delete_file(file_id)
         self.write_json(files.deleted_json(file_id))
 
 
-class FileContentHandler(FileApiHandler):
+class FileContentHandler(ApiHandler):
     @api_method
     @authorized
     async def get(self, file_id: str):
-        record, handle = self.store.open_file(file_id)
+        record, handle = self.service.store.open_file(file_id)
         with handle:
             self.set_header("Content-Type", record.mime_type)
             self.set_header("Content-Length", str(record.size_bytes))

@@ -2,6 +2,8 @@
 session (DELETE /claude_nb/sessions/<key>)."""
 from __future__ import annotations
 
+import asyncio
+
 from jupyter_server.auth.decorator import authorized
 
 from claude_nb.protocol.models import resolve_model
@@ -39,7 +41,9 @@ class CountTokensHandler(ApiHandler):
     async def post(self):
         body = validate_count_request(parse_json_body(self.request.body))
         resolve_model(body["model"])
-        self.write_json({"input_tokens": count_request_tokens(body)})
+        # Counting a large request takes seconds of CPU: off the loop that serves the notebook UI.
+        count = await asyncio.get_running_loop().run_in_executor(None, count_request_tokens, body)
+        self.write_json({"input_tokens": count})
 
 
 class SessionHandler(ApiHandler):

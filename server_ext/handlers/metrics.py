@@ -7,15 +7,14 @@ then ours from their private registry (ours never enter the global one). Ours ne
 if the operator set `c.ServerApp.authenticate_prometheus = False`, an anonymous scrape still
 gets Jupyter's families, as before the extension was installed.
 
-GET {base_url}v1/usage/quota: the plan quota the CLI reported (see claude_nb.quota).
+GET {base_url}v1/usage/quota: the plan quota the CLI reported (see claude_nb.service.quota).
 """
 from __future__ import annotations
 
 from jupyter_server.auth.decorator import allow_unauthenticated, authorized
 from tornado import web
 
-from claude_nb.metrics import CONTENT_TYPE
-
+from ..metrics import CONTENT_TYPE
 from .base import ApiHandler, api_method
 from .status import UnknownRouteHandler
 
@@ -29,19 +28,15 @@ def _jupyter_metrics() -> str:
 
 
 class MetricsHandler(ApiHandler):
-    async def prepare(self):
-        try:
-            await super().prepare()
-        except Exception:
-            if self.settings.get("authenticate_prometheus", True):
-                raise
-            self._anonymous = True
+    def allows_anonymous(self) -> bool:
+        # as Jupyter's own /metrics: c.ServerApp.authenticate_prometheus = False opens it
+        return not self.settings.get("authenticate_prometheus", True)
 
     @allow_unauthenticated
     @api_method
     async def get(self):
         text = _jupyter_metrics()
-        if not getattr(self, "_anonymous", False):
+        if not self.anonymous:
             if not self.authorizer.is_authorized(self, self.current_user, "read", self.auth_resource):
                 raise web.HTTPError(403)
             text += self.app.metrics.expose()
@@ -53,7 +48,7 @@ class QuotaHandler(ApiHandler):
     @api_method
     @authorized
     async def get(self):
-        self.write_json(self.app.quota.snapshot())
+        self.write_json(self.service.quota.snapshot())
 def route_of(handler) -> str:
     """The route a request matched, without base_url and with its ids as {names}
     (`/v1/messages/batches/{batch_id}`), so the metric's label set stays small."""

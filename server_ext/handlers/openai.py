@@ -1,18 +1,18 @@
 """POST /v1/chat/completions: OpenAI's chat API over the same bridge, pool and usage record.
 
-The translation is `claude_nb.protocol.openai`; this handler only moves bytes: JSON, or
-data-only SSE ending with `data: [DONE]`, and every error in OpenAI's shape
+The translation is `claude_nb.protocol.openai` (pure); `chat_chunks` and `chat_completion` run
+it through the bridge (the tests use them too), and the handler moves bytes: JSON, or data-only
+SSE ending with `data: [DONE]`, and every error in OpenAI's shape
 `{"error": {"message", "type", "param", "code"}}`.
 """
 from __future__ import annotations
 
-import json
+from typing import AsyncIterator
 
 from jupyter_server.auth.decorator import authorized
 
-from claude_nb.protocol.errors import new_request_id
-from claude_nb.protocol.openai import (DONE, chat_chunks, chat_completion, encode_chunk,
-                                       openai_error, translate_chat_request)
+from claude_nb.protocol.openai import (DONE, ChatChunkTranslator, ChatRequest, completion_from_message,
+                                       encode_chunk, openai_error, translate_chat_request)
 from claude_nb.protocol.validation import parse_json_body
 
 from .base import ApiHandler, api_method
@@ -22,14 +22,28 @@ RUN_SOURCE = "openai"
 _END = object()         # marks the end of a successful stream: encoded as `data: [DONE]`
 
 
+async def chat_chunks(bridge, chat: ChatRequest, **stream_kwargs) -> AsyncIterator[dict]:
+    """The chunks of one streamed chat completion, run through `bridge.stream`."""
+    translator = ChatChunkTranslator(created=chat.created, include_usage=chat.include_usage,
+                                     model=chat.model)
+    events = bridge.stream(chat.messages_body, **stream_kwargs)
+    try:
+        async for event in events:
+            for chunk in translator.feed(event):
+                yield chunk
+    finally:
+        await events.aclose()      # a consumer that stops early ends the CLI run now
+
+
+async def chat_completion(bridge, chat: ChatRequest, **create_kwargs) -> dict:
+    """One whole chat completion, run through `bridge.create`."""
+    message = await bridge.create(chat.messages_body, **create_kwargs)
+    return completion_from_message(message, created=chat.created)
+
+
 class ChatCompletionsHandler(ApiHandler):
-    async def prepare(self):
-        try:
-            await super().prepare()
-        finally:
-            if getattr(self, "request_id", None):
-                # where the openai SDK looks for it (`completion._request_id`)
-                self.set_header("x-request-id", self.request_id)
+    # x-request-id: where the openai SDK looks for it (`completion._request_id`)
+    REQUEST_ID_HEADERS = ("request-id", "x-request-id")
 
     @api_method
     @authorized
@@ -59,18 +73,8 @@ class ChatCompletionsHandler(ApiHandler):
         await self.send_events(chunks(), encode=lambda c: DONE if c is _END else encode_chunk(c),
                                on_error=lambda exc: encode_chunk(openai_error(exc)[1]))
 
-    def write_error(self, status_code: int, **kwargs):
-        error = self.error_from(kwargs.get("exc_info", (None, None, None))[1], status_code)
-        status, body = openai_error(error)
-        self.clear_header("Content-Type")
-        self.set_status(status)
-        request_id = getattr(self, "request_id", None) or new_request_id()
-        self.set_header("request-id", request_id)
-        self.set_header("x-request-id", request_id)
-        self.set_header("Content-Type", "application/json")
-        if error.should_retry is not None:
-            self.set_header("x-should-retry", "true" if error.should_retry else "false")
-        self.finish(json.dumps(body, ensure_ascii=False))
+    def error_body(self, error):
+        return openai_error(error)
 
 
 def _has_content(chunk: dict) -> bool:

@@ -3,7 +3,7 @@ from __future__ import annotations
 
 from jupyter_server.auth.decorator import authorized
 
-from claude_nb import reports
+from claude_nb.service import reports
 
 from .base import ApiHandler, api_method
 
@@ -12,7 +12,7 @@ class UsageReportHandler(ApiHandler):
     @api_method
     @authorized
     async def get(self):
-        self.write_json(reports.usage_report_from_query(self.extensionapp.store,
+        self.write_json(reports.usage_report_from_query(self.service.store,
                                                         self.request.query_arguments))
 
 
@@ -20,5 +20,5 @@ class CostReportHandler(ApiHandler):
     @api_method
     @authorized
     async def get(self):
-        self.write_json(reports.cost_report_from_query(self.extensionapp.store,
+        self.write_json(reports.cost_report_from_query(self.service.store,
                                                        self.request.query_arguments))

@@ -12,23 +12,20 @@ from .base import ApiHandler, api_method
 class HealthHandler(ApiHandler):
     """Anyone may ask whether it is up; the details need the token."""
 
-    async def prepare(self):
-        try:
-            await super().prepare()
-        except Exception:
-            self.current_user = None
-            self._anonymous = True
+    def allows_anonymous(self) -> bool:
+        return True
 
     @allow_unauthenticated
     @api_method
     async def get(self):
-        if getattr(self, "_anonymous", False):
+        if self.anonymous:
             self.write_json({"status": "ok"})
             return
         cli = await cli_status(self.bridge.cli_path, fresh=self.get_query_argument("fresh", "") == "1")
         limiter = self.bridge.limiter
         body = {
-            "status": "ok" if cli["found"] and cli["logged_in"] else "degraded",
+            "status": ("ok" if cli["found"] and cli["logged_in"] and cli["supported"]["ok"]
+                       else "degraded"),
             "cli": cli,
             "concurrency": {"limit": limiter.capacity, "active": limiter.active,
                             "queued": limiter.queued},

@@ -11,10 +11,10 @@ from urllib.parse import urlparse
 
 import pytest
 
-from reliability import proctable
-from reliability.support import raw_request
+from tests.support import proctable
+from tests.support.reliability import raw_request
 
-FAKE_CLI = Path(__file__).resolve().parent.parent / "fake_cli" / "fake_claude.py"
+FAKE_CLI = Path(__file__).resolve().parents[1] / "support" / "fake_cli" / "fake_claude.py"
 
 
 @pytest.fixture

@@ -13,8 +13,8 @@ import secrets
 import pytest
 from tornado import web
 
-from fake_upstream import Reply
-from reliability.support import assert_envelope, assert_error_for, body
+from tests.support.fake_upstream import Reply
+from tests.support.reliability import assert_envelope, assert_error_for, body
 from server_ext.handlers.status import HealthHandler, UnknownRouteHandler
 
 HTTP_METHODS = ("get", "post", "put", "patch", "delete")
@@ -127,7 +127,8 @@ async def test_cookie_post_without_xsrf_is_refused(api, claude_app, cli_env, ups
                           headers={"Cookie": f"{cookie}; _xsrf={xsrf}", "X-XSRFToken": secrets.token_hex(16)})
     assert resp.status == 403, resp.body
     assert_envelope(resp.json(), error_type="permission_error")
-    resp = await api.post("v1/messages/count_tokens", {"model": "sonnet", "messages": [{"role": "user", "content": "x"}]},
+    resp = await api.post("v1/messages/count_tokens",
+                          {"model": "sonnet", "messages": [{"role": "user", "content": "x"}]},
                           headers={"Cookie": cookie}, auth=False)
     assert resp.status == 403
     assert upstream.message_requests == []

@@ -10,9 +10,9 @@ import json
 import anthropic
 import pytest
 
-from fake_upstream import Reply
-from reliability import proctable
-from reliability.support import assert_envelope, body, sse_events
+from tests.support.fake_upstream import Reply
+from tests.support import proctable
+from tests.support.reliability import assert_envelope, body, sse_events
 
 TIMEOUT = 5.0       # c.ClaudeBridge.request_timeout where a test waits for it
 SHORT_TIMEOUT = {"request_timeout": TIMEOUT, "pool_enabled": False}

@@ -20,8 +20,8 @@ import pytest
 from hypothesis import HealthCheck, given, settings
 from hypothesis import strategies as st
 
-from reliability import proctable
-from reliability.support import assert_error_for, body, sse_events
+from tests.support import proctable
+from tests.support.reliability import assert_error_for, body, sse_events
 
 FUZZ_COUNTS: collections.Counter = collections.Counter()
 

@@ -11,9 +11,9 @@ from pathlib import Path
 
 import pytest
 
-from fake_upstream import Reply
-from reliability import proctable
-from reliability.support import assert_envelope, body, sse_events
+from tests.support.fake_upstream import Reply
+from tests.support import proctable
+from tests.support.reliability import assert_envelope, body, sse_events
 
 import claude_nb.bridge.bridge as bridge_module
 import claude_nb.bridge.process as process_module

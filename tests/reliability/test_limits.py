@@ -10,7 +10,7 @@ import json
 import pytest
 
 from claude_nb.protocol.validation import MAX_MESSAGE_BYTES
-from reliability.support import assert_envelope, body
+from tests.support.reliability import assert_envelope, body
 
 MESSAGES = "v1/messages"
 COUNT = "v1/messages/count_tokens"

@@ -8,8 +8,8 @@ import uuid
 import anthropic
 import pytest
 
-from reliability import proctable
-from reliability.support import body, sse_events
+from tests.support import proctable
+from tests.support.reliability import body, sse_events
 
 CAP = 3
 BURST = 24
