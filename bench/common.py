@@ -214,6 +214,57 @@ def cold_cli_ttft(sandbox: Sandbox, text: str, *, max_tokens: int = 64) -> float
         shutil.rmtree(workdir, ignore_errors=True)
 
 
+# The server runs its CLI processes at this nice value (c.ClaudeBridge.cli_niceness's default);
+# cold baselines run at the same one, so both get the same share of a busy machine.
+CLI_NICENESS = 10
+
+
+def cold_cli_run(sandbox: Sandbox, text: str, spec=None, *, max_tokens: int = 64,
+                 niceness: int = CLI_NICENESS) -> dict:
+    """A whole cold `claude -p` request with the bridge's own command line: spawn to first text
+    delta (`ttft`), to its result line (`total`), and the CPU it used start to exit (`cpu`,
+    from the kernel's accounting of the reaped process). `spec`: a LaunchSpec (default: sonnet)."""
+    from claude_nb.bridge.command import LaunchSpec, build_argv, build_env
+    spec = spec or LaunchSpec(model="sonnet", max_output_tokens=max_tokens)
+    workdir = tempfile.mkdtemp(prefix="claudenb-cold-", dir=sandbox.dir)
+    line = json.dumps({"type": "user", "message": {"role": "user",
+                                                   "content": [{"type": "text", "text": text}]}})
+    argv = build_argv(sandbox.cli, spec)
+    if niceness > 0:
+        argv = ["nice", "-n", str(niceness)] + argv
+    started = time.perf_counter()
+    proc = subprocess.Popen(argv, cwd=workdir, env=build_env(spec, sandbox.env),
+                            stdin=subprocess.PIPE, stdout=subprocess.PIPE, stderr=subprocess.DEVNULL)
+    ttft = total = None
+    try:
+        proc.stdin.write(line.encode() + b"\n")
+        proc.stdin.flush()
+        for raw in proc.stdout:
+            if ttft is None and b'"text_delta"' in raw:
+                ttft = time.perf_counter() - started
+            if not raw.startswith(b'{"type":"stream_event"') and _is_result(raw):
+                total = time.perf_counter() - started
+                break
+        proc.stdin.close()           # as the bridge ends a finished run
+        _, _, usage = os.wait4(proc.pid, 0)
+        proc.returncode = 0
+    finally:
+        if proc.returncode is None:
+            proc.kill()
+            proc.wait()
+        shutil.rmtree(workdir, ignore_errors=True)
+    if ttft is None or total is None:
+        raise RuntimeError("the cold CLI gave no answer")
+    return {"ttft": ttft, "total": total, "cpu": usage.ru_utime + usage.ru_stime}
+
+
+def _is_result(raw: bytes) -> bool:
+    try:
+        return json.loads(raw).get("type") == "result"     # its keys come in any order
+    except (ValueError, AttributeError):
+        return False
+
+
 # -- the process table ---------------------------------------------------------------------
 def _children_map() -> dict[int, list[int]]:
     children: dict[int, list[int]] = {}

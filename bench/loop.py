@@ -1,6 +1,7 @@
 """Is the Jupyter server still responsive while long answers stream? The server's Tornado loop
-lag (measured inside the server by bench/loop_probe.py) and an HTTP probe (GET /api), idle and
-while 8 long streams run, in the same run.
+lag (measured inside the server by bench/loop_probe.py) and two HTTP probes from a client
+(GET /api, and GET /api/status as the notebook UI polls it), idle and while 8 long streams run,
+in the same run.
 
 Each stream is an answer of --chunks text deltas, one every --chunk-ms (default 1000 deltas at
 10 ms: ten seconds at 100 events/s per stream, 800 events/s through the server). Phases:
@@ -9,7 +10,7 @@ ready: CPU work outside the loop), "streaming" from then until the first stream 
 
     /tmp/venv/bin/python bench/loop.py [--streams 8] [--chunks 1000] [--chunk-ms 10]
 
-Target: loop lag p95 < 50 ms while the 8 streams run.
+Target: GET /api/status p95 < 50 ms from a client while the 8 streams run (and loop lag p95).
 """
 from __future__ import annotations
 
@@ -24,11 +25,11 @@ from common import Reply, Sandbox, message, ms, percentile, stream_request
 
 
 class HttpProbe(threading.Thread):
-    """GET /api every `every` seconds, recording (time, round trip)."""
+    """GET `path` every `every` seconds, recording (time, round trip)."""
 
-    def __init__(self, server, every: float = 0.05):
+    def __init__(self, server, every: float = 0.05, path: str = "api", headers: dict | None = None):
         super().__init__(daemon=True)
-        self.server, self.every = server, every
+        self.server, self.every, self.path, self.headers = server, every, path, headers or {}
         self.samples: list[tuple[float, float]] = []
         self.stop_event = threading.Event()
 
@@ -36,7 +37,8 @@ class HttpProbe(threading.Thread):
         with httpx.Client() as client:
             while not self.stop_event.is_set():
                 started = time.monotonic()
-                client.get(self.server.url + "api", timeout=30)
+                client.get(self.server.url + self.path, headers=self.headers,
+                           timeout=30).raise_for_status()
                 self.samples.append((started, time.monotonic() - started))
                 self.stop_event.wait(self.every)
 
@@ -56,17 +58,26 @@ def main() -> None:
     parser.add_argument("--chunks", type=int, default=1000)
     parser.add_argument("--chunk-ms", type=float, default=10.0)
     parser.add_argument("--idle-seconds", type=float, default=5.0)
+    parser.add_argument("--cli-niceness", type=int, default=None,
+                        help="c.ClaudeBridge.cli_niceness (default: the server's default, 10; "
+                             "0 runs the CLI processes at the server's own priority)")
     args = parser.parse_args()
     seconds = args.chunks * args.chunk_ms / 1000
     print(f"loop: {common.machine()}; {args.streams} streams of {args.chunks} deltas every "
-          f"{args.chunk_ms:g} ms ({seconds:g} s each)")
+          f"{args.chunk_ms:g} ms ({seconds:g} s each); cli_niceness "
+          f"{'default' if args.cli_niceness is None else args.cli_niceness}; load average "
+          f"{common.load_average()}")
     text = ("abcd" * args.chunks)[:args.chunks * 4]
     with Sandbox() as sandbox:
-        server = sandbox.server(extensions=("loop_probe",), max_concurrency=args.streams)
+        nice = {} if args.cli_niceness is None else {"cli_niceness": args.cli_niceness}
+        server = sandbox.server(extensions=("loop_probe",), max_concurrency=args.streams, **nice)
         server.wait_pool_idle()
         time.sleep(1.0)
         probe = HttpProbe(server)
+        status_probe = HttpProbe(server, every=0.1, path="api/status",
+                                 headers={"Authorization": "token " + server.token})
         probe.start()
+        status_probe.start()
         idle_start = time.monotonic()
         time.sleep(args.idle_seconds)
 
@@ -86,8 +97,9 @@ def main() -> None:
             t.start()
         for t in threads:
             t.join()
-        probe.stop_event.set()
-        probe.join()
+        for p in (probe, status_probe):
+            p.stop_event.set()
+            p.join()
         with httpx.Client() as client:
             response = client.get(server.url + "bench/loop-lag",
                                   headers={"Authorization": "token " + server.token})
@@ -109,9 +121,15 @@ def main() -> None:
         print(row(f"loop lag, {name}", between(lags, start, end)))
     for name, start, end in phases:
         print(row(f"GET /api, {name}", between(probe.samples, start, end)))
+    for name, start, end in phases:
+        print(row(f"GET /api/status, {name}", between(status_probe.samples, start, end)))
     streaming = between(lags, all_streaming, first_end)
-    print(f"\nloop lag p95 while {args.streams} streams run: {ms(percentile(streaming, 0.95))} "
-          f"(target < 50 ms)")
+    status = between(status_probe.samples, all_streaming, first_end)
+    everything = between(status_probe.samples, load_start, first_end)
+    print(f"\nGET /api/status p95 from a client while {args.streams} streams run: "
+          f"{ms(percentile(status, 0.95))} (target < 50 ms); from the requests on, starts "
+          f"included: {ms(percentile(everything, 0.95))}")
+    print(f"loop lag p95 while {args.streams} streams run: {ms(percentile(streaming, 0.95))}")
 
 
 if __name__ == "__main__":

@@ -13,6 +13,7 @@ tornado or jupyter_server, so it works in any kernel.
     df.claude.extract("... {column} ...", {"field": int, "kind": ["a", "b"]})   # typed columns
     df.claude.map / classify / filter / estimate(..., max_cost_usd=0.50)
     claude_nb.cache_clear(), claude_nb.plot_usage(), claude_nb.plot_cost()
+    claude_nb.agent("...")                   # Claude works on the kernel (asks before running code)
 """
 from ._version import __version__  # noqa: F401
 from .kernel.client import Answer, AnswerStream, Claude, anthropic_client, claude  # noqa: F401
@@ -29,6 +30,7 @@ _LAZY = {
     "cache_clear": "kernel.caching", "cache_info": "kernel.caching",
     "plot_usage": "kernel.charts", "plot_cost": "kernel.charts",
     "Estimate": "kernel.estimate", "CostLimitExceeded": "kernel.estimate",
+    "agent": "kernel.magics",
 }
 
 __all__ = ["Answer", "AnswerStream", "Claude", "ClaudeError", "anthropic_client", "claude",

@@ -8,6 +8,8 @@ it an `event: error`.
 from __future__ import annotations
 
 import asyncio
+import os
+import signal
 import time
 from contextlib import aclosing
 from dataclasses import dataclass, field
@@ -80,6 +82,10 @@ class ClaudeBridge(LoggingConfigurable):
     pool_idle_timeout = Float(600.0, config=True,
                               help="Seconds a waiting process (or a chat session's) is kept unused "
                                    "before it is ended.")
+    cli_niceness = Int(10, config=True,
+                       help="CPU priority (nice value, 0-19) the CLI processes run at: below the "
+                            "Jupyter server's, so the notebook stays responsive while answers "
+                            "stream. 0 keeps the server's own priority.")
     pool_prewarm = List(Dict(), default_value=[{"model": DEFAULT_MODEL, "max_tokens": DEFAULT_MAX_TOKENS}],
                         config=True,
                         help="Request shapes (Messages API fields except `messages`: model, "
@@ -289,7 +295,7 @@ class ClaudeBridge(LoggingConfigurable):
             session_id, path = write_transcript(plan.prior_turns, workdir)
             spec = LaunchSpec(**{**plan.spec.__dict__, "resume": session_id})
             proc = CliProcess(spec, cli_path=self.cli_path, workdir=workdir,
-                              allow_tools=self.allowed_tools)
+                              allow_tools=self.allowed_tools, niceness=self.cli_niceness)
             try:
                 await proc.start()
             except BaseException:
@@ -297,7 +303,8 @@ class ClaudeBridge(LoggingConfigurable):
                 await proc.close()
                 raise
             return proc, path
-        proc = CliProcess(plan.spec, cli_path=self.cli_path, allow_tools=self.allowed_tools)
+        proc = CliProcess(plan.spec, cli_path=self.cli_path, allow_tools=self.allowed_tools,
+                          niceness=self.cli_niceness)
         try:
             await proc.start()
         except BaseException:
@@ -322,26 +329,34 @@ class ClaudeBridge(LoggingConfigurable):
         stream_usage: dict = {}
         error: AnthropicError | None = None
         answered = False     # a stream event or result came: the request reached upstream
+        # One timer for the whole request (not a timeout per stdout line: that is a task and a
+        # timer per streamed event): at the deadline the process is killed, its output ends.
+        running = [proc]
+        expired = []
+
+        def expire():
+            expired.append(True)
+            _kill_group(running[0])
+
+        watchdog = asyncio.get_running_loop().call_at(deadline, expire)   # loop time: monotonic
         try:
             lines = proc.lines().__aiter__()
             while True:
-                remaining = deadline - time.monotonic()
-                if remaining <= 0:
-                    raise GatewayTimeout(f"The request took longer than {self.request_timeout:g} seconds "
-                                         "and was stopped (c.ClaudeBridge.request_timeout).")
                 try:
-                    line = await asyncio.wait_for(lines.__anext__(), remaining)
+                    line = await lines.__anext__()
                 except StopAsyncIteration:
+                    if expired or time.monotonic() >= deadline:
+                        raise GatewayTimeout(f"The request took longer than {self.request_timeout:g} "
+                                             "seconds and was stopped (c.ClaudeBridge.request_timeout).")
                     if warm and not answered:
                         # A waiting process that died as it was handed out (killed a moment
                         # before, not yet reaped): it never answered, so a cold start does.
                         warm = False
                         proc, transcript = await self._replace_dead(proc, plan)
+                        running[0] = proc
                         lines = proc.lines().__aiter__()
                         continue
                     break
-                except asyncio.TimeoutError:
-                    continue
                 kind = line.get("type")
                 answered = answered or kind in ("stream_event", "result")
                 if kind == "stream_event":
@@ -363,7 +378,7 @@ class ClaudeBridge(LoggingConfigurable):
                 elif kind == "user":
                     translator.observe_cli_user(line)
                 elif kind == "result":
-                    result = clean_result(line)
+                    result = clean_result(proc.cost_of_turn(line))
                     break
                 elif kind == "rate_limit_event":
                     info = line.get("rate_limit_info")
@@ -404,9 +419,17 @@ class ClaudeBridge(LoggingConfigurable):
             error = AnthropicError("The client went away.", status=499, type="canceled")
             raise
         finally:
+            watchdog.cancel()
             self.live.discard(proc)
-            kept = (turn is not None and error is None and result is not None
+            kept = (not expired and turn is not None and error is None and result is not None
                     and self.pool is not None and await self.pool.keep(turn, proc))
+            if (not kept and not expired and turn is None and error is None and result is not None
+                    and not transcript and self.pool is not None and not self.pool.closed
+                    and result.get("subtype") == "success" and translator.finished
+                    and not translator.cut and not translator.saw_client_tool):
+                # Answered cleanly: where the CLI can, it goes back to an empty conversation
+                # and waits for the next request of this spec.
+                kept = await self.pool.recycle(proc, plan.spec)
             if not kept:
                 await proc.close(graceful=result is not None)
             if transcript:
@@ -467,3 +490,14 @@ class ClaudeBridge(LoggingConfigurable):
             except Exception:   # a broken ledger must not fail the user's request
                 self.log.exception("usage listener failed")
 
+
+def _kill_group(proc: CliProcess) -> None:
+    """SIGKILL a running CLI and what it started (its directory stays for close())."""
+    if proc.proc is not None and proc.proc.returncode is None:
+        try:
+            os.killpg(proc.proc.pid, signal.SIGKILL)
+        except (ProcessLookupError, PermissionError):
+            try:
+                proc.proc.kill()
+            except ProcessLookupError:
+                pass

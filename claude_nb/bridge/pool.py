@@ -1,21 +1,34 @@
 """Warm `claude` processes, so a request answers in tens of milliseconds instead of ~0.5 s.
 
 A cold CLI spends ~0.5 s of CPU and ~290 MiB getting ready before its first token; a process
-started ahead and waiting on its stdin answers in ~40 ms. The pool keeps such processes for the
-launch specs used recently (a `LaunchSpec` is everything fixed when a process starts).
+started ahead and waiting on its stdin answers in ~40 ms. The pool keeps such processes ready.
+
+What waits (spares.py has what each CLI version allows, as measured):
+- Spares: started before the request they will serve is known and set up for it when it
+  comes. On CLIs with claimable spares (2.1.332) a spare takes any single-turn request (model,
+  system prompt, max_tokens, thinking, effort, output schema, client tools); on older ones a
+  spare serves its own model and takes the rest.
+- Shaped processes: started for, or already serving, one exact `LaunchSpec` (everything fixed
+  when a process starts). They answer with no setup.
 
 The rules:
-- A pooled process serves ONE request and is then closed, so nothing of a request can reach the
-  next one. Taking a process starts its replacement in the background; a miss is answered by a
-  cold start and marks its spec as wanted, so the next request with that spec finds one warm.
-- At most `ClaudeBridge.pool_max_idle` processes wait (idle, starting, kept for a chat, or being
-  retired). Room under that cap is filled with the spec wanted last, so a burst of requests
-  like the last one finds up to `pool_max_idle` warm processes, not one. Running ones are
-  capped by the bridge's limiter, so the total never exceeds `max_concurrency + pool_max_idle`.
-  When room is needed, the spec used least recently goes; when a wanted spec finds the room
-  held by chats' kept processes, the oldest chat's process goes (the chat resumes cold).
+- Nothing of a request reaches the next one. Where the CLI can go back to an empty
+  conversation (`rewind_conversation`, 2.1.332), a process that answered cleanly is rewound and
+  waits, shaped, for the next request of its exact spec (the recording upstream shows that
+  request is what a fresh process sends); everything else serves ONE request and is closed.
+- A request takes a shaped process of its spec, else a spare it fits, else starts cold. What it
+  takes is replaced in the background (by a spare where spares fit every shape); a miss marks
+  its kind as wanted, so the next such request finds one warm.
+- At most `ClaudeBridge.pool_max_idle` processes wait (idle, starting, kept for a chat, being
+  rewound or retired). Room under that cap is filled with the kind wanted last, so a burst of
+  requests like the last one finds up to `pool_max_idle` warm processes, not one. Running ones
+  are capped by the bridge's limiter, so the total never exceeds `max_concurrency +
+  pool_max_idle`. When room is needed, the kind used least recently goes; when a wanted kind
+  finds the room held by chats' kept processes, the oldest chat's process goes (the chat
+  resumes cold).
 - Waiting processes retire after `pool_idle_timeout`; one that died (or was killed from
-  outside) is noticed, dropped and replaced, and is never handed to a request.
+  outside) is noticed, dropped and replaced, and is never handed to a request. One whose setup
+  or rewind is refused is closed and the request starts cold.
 - A chat session (`bridge.stream(..., session=key)`) keeps its process between turns: the CLI
   holds the conversation itself, so the next turn is one line on its stdin. That happens only
   when the new request's history is exactly the previous request's history plus the answer it
@@ -32,10 +45,15 @@ from collections import deque
 from dataclasses import dataclass
 
 from ..protocol.errors import AnthropicError
+from . import spares
+from .cli_info import cli_info_async
 from .command import LaunchSpec, find_cli
 from .events import MessageAccumulator
 from .plan import RunPlan, plan_request
 from .process import CliProcess
+
+# The model a spare starts with (a claimed spare switches it when the request asks for another).
+SPARE_MODEL = "sonnet"
 
 # Placeholder turn used only to turn a prewarm template into a LaunchSpec; never sent.
 _TEMPLATE_MESSAGES = [{"role": "user", "content": "."}]
@@ -45,10 +63,12 @@ _PLAIN_BLOCKS = {"text", "thinking", "redacted_thinking"}
 
 @dataclass(frozen=True)
 class PoolKey:
-    """What makes two processes interchangeable: launch spec, executable, allowed tools."""
+    """What makes two processes interchangeable: launch spec, executable, allowed tools; for a
+    spare (set up per request) the spec is what it started with."""
     spec: LaunchSpec
     cli: str
     allow_tools: str
+    spare: bool = False
 
 
 @dataclass(eq=False)
@@ -143,7 +163,9 @@ class ProcessPool:
         self.starting: set[CliProcess] = set()
         self.closing: dict[CliProcess, asyncio.Task] = {}     # being ended, each by its own task
         self.counts = {"hits": 0, "misses": 0, "session_hits": 0, "dead_replaced": 0,
-                       "retired": 0, "started": 0}
+                       "retired": 0, "started": 0, "spare_hits": 0, "reused": 0,
+                       "setup_refused": 0, "rewind_refused": 0}
+        self._caps: dict[str, spares.Capabilities] = {}       # per CLI executable
         self._demand: dict[PoolKey, float] = {}      # key -> when a request last wanted it
         self._refill_queue: deque[PoolKey] = deque()
         self._refill_task: asyncio.Task | None = None
@@ -174,6 +196,24 @@ class ProcessPool:
             return None      # the cold path reports where it looked
         return PoolKey(dataclasses.replace(spec, resume=None), cli, self.bridge.allowed_tools)
 
+    async def _caps_for(self, cli: str) -> spares.Capabilities:
+        caps = self._caps.get(cli)
+        if caps is None:
+            caps = self._caps[cli] = spares.capabilities(await cli_info_async(cli))
+        return caps
+
+    def _supply(self, key: PoolKey) -> PoolKey:
+        """What to start so that a request of `key` finds a process warm: a spare where spares
+        take any shape, else a process shaped for it."""
+        caps = self._caps.get(key.cli)
+        if key.spare or caps is None or not caps.claim:
+            return key
+        return PoolKey(spares.spare_spec(SPARE_MODEL), key.cli, key.allow_tools, spare=True)
+
+    def _reuses(self, key: PoolKey) -> bool:
+        caps = self._caps.get(key.cli)
+        return caps is not None and caps.rewind and not key.allow_tools
+
     # -- what the bridge calls -------------------------------------------------------------
     async def prewarm(self, specs: list[LaunchSpec]) -> None:
         """Mark `specs` as wanted and start a process for each (within the idle cap)."""
@@ -182,7 +222,8 @@ class ProcessPool:
         for spec in specs:
             key = self.key_for(spec)
             if key is not None:
-                self._want(key)
+                await self._caps_for(key.cli)
+                self._want(self._supply(key))
 
     def chat_turn(self, session: str, plan: RunPlan) -> ChatTurn:
         return ChatTurn(session, plan, self._epochs.get(session, 0))
@@ -202,27 +243,120 @@ class ProcessPool:
         key = self.key_for(plan.spec)
         if key is None:
             return None
-        wanted_before = key in self._demand
-        if self._loop_settled:
-            self._want(key)    # the replacement for what this request takes
+        caps = await self._caps_for(key.cli)
+        supply = self._supply(key)
+        settled = self._loop_settled
         self._loop_settled = True
+        wanted_before = supply in self._demand
+        self._touch(key)
+        # A process shaped for this very spec (waiting, or being rewound after its last answer).
         for _ in range(2):     # a dead one is dropped, then one more try on a fresh process
             entry = self._take_idle(key)
             if entry is None:
                 break
             if await self._send(entry.proc, plan.user_content):
                 self.counts["hits"] += 1
+                if entry.proc.turns > 1:
+                    self.counts["reused"] += 1
+                if settled and not self._reuses(key):
+                    self._want(supply)     # its replacement: this one is used up
                 return entry.proc
-            self.counts["dead_replaced"] += 1
-            self.log.info("claude_nb pool: pid %s was gone when taken (%s); using a fresh one",
-                          entry.proc.pid, entry.proc.diagnostics() or "no output")
-            await self._discard(entry.proc)
-            self._want(key)    # its own replacement (the retry may take the one started above)
+            await self._dead_on_taking(entry)
+        if settled:
+            self._want(supply)     # the replacement for what this request takes, or a miss
+        # A spare, set up for this request.
+        if supply.spare:
+            for _ in range(2):
+                entry = self._take_idle(supply)
+                if entry is None:
+                    break
+                proc = await self._set_up(entry, plan, caps)
+                if proc is not None:
+                    self.counts["hits"] += 1
+                    self.counts["spare_hits"] += 1
+                    return proc
         self.counts["misses"] += 1
-        if wanted_before and self._loop_settled:
-            self._filling = True     # more requests of a known shape than warm processes
+        if wanted_before and settled:
+            self._filling = True     # more requests of a known kind than warm processes
             self._kick_refill()
         return None
+
+    async def _dead_on_taking(self, entry: Waiting) -> None:
+        self.counts["dead_replaced"] += 1
+        self.log.info("claude_nb pool: pid %s was gone when taken (%s); using a fresh one",
+                      entry.proc.pid, entry.proc.diagnostics() or "no output")
+        await self._discard(entry.proc)
+        self._want(self._supply(entry.key))    # its own replacement
+
+    async def _set_up(self, entry: Waiting, plan: RunPlan, caps: spares.Capabilities) -> CliProcess | None:
+        """The spare set up as a process launched for the request, with its user turn sent;
+        None when it refused (it is closed: nothing half set up answers a request)."""
+        proc = entry.proc
+        if _exited(proc):
+            await self._dead_on_taking(entry)
+            return None
+        try:
+            await spares.set_up(proc, plan.spec, proc.request_env(plan.spec), caps=caps,
+                                spare_model=entry.key.spec.model)
+        except (spares.SetupRefused, asyncio.TimeoutError, OSError, ValueError) as exc:
+            self.counts["setup_refused"] += 1
+            self.log.warning("claude_nb pool: a spare (pid %s) could not be set up for a request "
+                             "(%s); starting a process for it", proc.pid, exc or "timed out")
+            await self._discard(proc)
+            return None
+        proc.spec = plan.spec          # from now on it is shaped: it may be reused for this spec
+        if await self._send(proc, plan.user_content):
+            return proc
+        await self._dead_on_taking(entry)
+        return None
+
+    async def recycle(self, proc: CliProcess, spec: LaunchSpec) -> bool:
+        """After a request answered cleanly: where the CLI allows it, rewind the process to an
+        empty conversation and keep it for the next request of `spec` (it waits like any
+        other, within the idle cap). False: the caller closes it."""
+        try:
+            return await self._recycle(proc, spec)
+        except BaseException:
+            if not any(e.proc is proc for e in self.idle):
+                proc.kill_now()       # cancelled half way: the process must not linger
+            raise
+
+    async def _recycle(self, proc: CliProcess, spec: LaunchSpec) -> bool:
+        key = self.key_for(spec)
+        if (key is None or self._closed or self.max_idle == 0 or not self._reuses(key)
+                or proc.conversation_start is None or _exited(proc)
+                or proc.turns >= spares.MAX_REQUESTS_PER_PROCESS):
+            return False
+        try:
+            await spares.rewind(proc, proc.conversation_start)
+        except (spares.SetupRefused, asyncio.TimeoutError, OSError) as exc:
+            self.counts["rewind_refused"] += 1
+            self.log.info("claude_nb pool: pid %s could not be rewound (%s); closing it", proc.pid,
+                          exc or "timed out")
+            return False
+        proc.conversation_start = None
+        while self._occupied() >= self.max_idle:
+            victim = self._victim_for(key)
+            if victim is None:
+                return False
+            await self._discard(victim.proc, victim)
+        if self._closed:
+            return False
+        entry = Waiting(proc, key, time.monotonic())
+        self.idle.append(entry)
+        self._watch(entry)
+        return True
+
+    def _victim_for(self, key: PoolKey) -> Waiting | None:
+        """Which idle process goes to make room for a returning one of `key`: a second spare
+        first, then the shaped process used least recently, then the last spare."""
+        spares_idle = sorted((e for e in self.idle if e.key.spare), key=lambda e: e.since)
+        if len(spares_idle) > 1:
+            return spares_idle[0]
+        shaped = [e for e in self.idle if not e.key.spare and e.key != key]
+        if shaped:
+            return min(shaped, key=lambda e: (self._demand.get(e.key, 0.0), e.since))
+        return spares_idle[0] if spares_idle else None
 
     async def keep(self, turn: ChatTurn, proc: CliProcess) -> bool:
         """After a chat turn that ended well: keep its process for the next turn. False: the
@@ -273,7 +407,8 @@ class ProcessPool:
 
     def stats(self) -> dict:
         return {"idle": len(self.idle), "sessions": len(self.sessions), "starting": len(self.starting),
-                "closing": len(self.closing), "max_idle": self.max_idle,
+                "closing": len(self.closing),
+                "spares": sum(1 for e in self.idle if e.key.spare), "max_idle": self.max_idle,
                 "wanted": len(self._demand), **self.counts}
 
     @property
@@ -348,9 +483,13 @@ class ProcessPool:
     def _oldest_session(self) -> Waiting | None:
         return min(self.sessions.values(), key=lambda e: e.since, default=None)
 
-    def _want(self, key: PoolKey) -> None:
+    def _touch(self, key: PoolKey) -> None:
+        """`key` was asked for now (what room is made by, and a spare's fill follows)."""
         self._demand.pop(key, None)
         self._demand[key] = time.monotonic()
+
+    def _want(self, key: PoolKey) -> None:
+        self._touch(key)
         self._refill_queue.append(key)
         self._kick_refill()
 
@@ -365,6 +504,7 @@ class ProcessPool:
             key = self._refill_queue.popleft()
             if time.monotonic() - self._demand.get(key, float("-inf")) > self.idle_timeout:
                 continue
+            key = self._supply(key)
             if self._occupied() >= self.max_idle:
                 victim = self._least_recent_idle(than=key)
                 if victim is None and not any(e.key == key for e in self.idle):
@@ -386,15 +526,18 @@ class ProcessPool:
                 return       # a process that cannot start now is not retried in a tight loop
 
     def _latest_demand(self) -> PoolKey | None:
-        """The spec wanted most recently, if that was within the idle timeout."""
+        """What to start for the spec wanted most recently, if within the idle timeout."""
         if not self._demand:
             return None
         key, used = next(reversed(self._demand.items()))
-        return key if time.monotonic() - used <= self.idle_timeout else None
+        return self._supply(key) if time.monotonic() - used <= self.idle_timeout else None
 
     async def _spawn(self, key: PoolKey) -> bool:
         """Start one warm process for `key`; False when it could not be started."""
-        proc = CliProcess(key.spec, cli_path=key.cli, allow_tools=key.allow_tools)
+        caps = self._caps.get(key.cli)
+        proc = CliProcess(key.spec, cli_path=key.cli, allow_tools=key.allow_tools,
+                          niceness=self.bridge.cli_niceness,
+                          spare=key.spare, claimable=key.spare and caps is not None and caps.claim)
         self.starting.add(proc)
         try:
             await proc.start()

@@ -17,6 +17,7 @@ from collections import deque
 from ..protocol.errors import ApiFailure
 from .cli_info import UPGRADE_HINT, cli_info_async, version_text, OLDEST_SUPPORTED
 from .command import INSTALL_HINT, LaunchSpec, build_argv, build_env, find_cli
+from .spares import new_turn_id, spare_env
 
 # One stdout line can carry a whole message with images: allow large lines.
 LINE_LIMIT = 256 * 1024 * 1024
@@ -34,8 +35,18 @@ class CliProcess:
     """A started CLI process; `lines()` yields its stdout as parsed JSON objects."""
 
     def __init__(self, spec: LaunchSpec, *, cli_path: str | None = None, env: dict | None = None,
-                 workdir: str | None = None, allow_tools: str = ""):
+                 workdir: str | None = None, allow_tools: str = "", niceness: int = 0,
+                 spare: bool = False, claimable: bool = False):
+        """spare: started to be set up per request (spares.py), without the request-dependent
+        environment; claimable: as a parked spare (`--await-claim`). niceness: the CPU
+        priority it runs at, below the Jupyter server's."""
         self.spec = spec
+        self.niceness = niceness
+        self.spare = spare
+        self.claimable = claimable
+        self.conversation_start: str | None = None   # id of the first user turn since (re)start
+        self.cost_seen = 0.0      # total_cost_usd the CLI reported so far (it is cumulative)
+        self.info = None          # the CLI's version, learned at start
         self.cli_path = cli_path
         self.base_env = env
         self.allow_tools = allow_tools
@@ -65,9 +76,19 @@ class CliProcess:
         if self.workdir is None:
             self.workdir = private_workdir()
         argv = build_argv(cli, self.spec, allow_tools=self.allow_tools)
+        self.info = info
+        env = build_env(self.spec, self.base_env, info)
+        if self.spare:
+            env = spare_env(env)
+            if self.claimable:
+                argv.append("--await-claim")
+        if self.niceness > 0:
+            nice = shutil.which("nice")
+            if nice:       # the CLI below the server: the notebook stays responsive under load
+                argv = [nice, "-n", str(self.niceness)] + argv
         try:
             self.proc = await asyncio.create_subprocess_exec(
-                *argv, cwd=self.workdir, env=build_env(self.spec, self.base_env, info),
+                *argv, cwd=self.workdir, env=env,
                 stdin=asyncio.subprocess.PIPE, stdout=asyncio.subprocess.PIPE,
                 stderr=asyncio.subprocess.PIPE, limit=LINE_LIMIT, start_new_session=True)
         except OSError as exc:       # not a program (a broken install), no permission, no memory
@@ -85,13 +106,29 @@ class CliProcess:
                 return
             self.stderr_tail.append(line.decode("utf-8", "replace").rstrip())
 
+    def request_env(self, spec: LaunchSpec) -> dict[str, str]:
+        """The launch environment a process started for `spec` would get (a spare takes its
+        request-dependent part when it is set up)."""
+        return build_env(spec, self.base_env, self.info)
+
+    def cost_of_turn(self, result: dict) -> dict:
+        """The result line with total_cost_usd for this turn only: a reused process reports
+        the total since it started."""
+        total = result.get("total_cost_usd")
+        if isinstance(total, (int, float)) and not isinstance(total, bool):
+            result = {**result, "total_cost_usd": max(0.0, total - self.cost_seen)}
+            self.cost_seen = total
+        return result
+
     async def send_user(self, content) -> None:
-        """Write one user turn; stdin stays open until the result line arrives."""
+        """Write one user turn; stdin stays open until the result line arrives. The turn
+        carries an id, so the conversation can be rewound to before it."""
         assert self.proc and self.proc.stdin
         if isinstance(content, str):
             content = [{"type": "text", "text": content}]
-        line = json.dumps({"type": "user", "message": {"role": "user", "content": content}},
-                          ensure_ascii=False)
+        turn_id = new_turn_id()
+        line = json.dumps({"type": "user", "uuid": turn_id,
+                           "message": {"role": "user", "content": content}}, ensure_ascii=False)
         try:
             self.proc.stdin.write(line.encode("utf-8") + b"\n")
             await self.proc.stdin.drain()
@@ -101,6 +138,8 @@ class CliProcess:
             raise ApiFailure("The Claude Code CLI exited before it read the request"
                              + (f" ({self.diagnostics()})" if self.diagnostics() else "") + ".") from None
         self.turns += 1
+        if self.conversation_start is None:
+            self.conversation_start = turn_id
 
     async def _settle_exit(self, wait: float = 2.0) -> None:
         """Let a dying process finish so its exit code and last stderr lines can be reported."""

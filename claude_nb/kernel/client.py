@@ -30,6 +30,8 @@ class Answer:
     transport: str = ""
     message: dict = field(default_factory=dict, repr=False)
     cached: bool = False          # answered from the result cache: no CLI run, nothing billed
+    tool_calls: list = field(default_factory=list, repr=False)   # with tools=[fn, ...]: each call
+    rounds: int = 1                                               # requests it took
 
     def metadata(self) -> dict:
         """What `%%claude` saves in the output's metadata (`{"claude_nb": ...}`)."""
@@ -182,12 +184,24 @@ class Claude:
         return body
 
     def stream(self, prompt=None, *, source: str = "client", session: str | None = None,
-               cache: bool = False, **kw) -> AnswerStream:
+               tools=None, max_tool_rounds: int | None = None, cache: bool = False,
+               **kw) -> AnswerStream:
         """An `AnswerStream`: iterate it for text pieces, then read `.answer`.
 
         session: a chat's key (see `Transport.stream`); the magics and the chat widget use one.
+        tools: tool definitions (dicts: a `tool_use` comes back to you), or Python functions:
+        then each call the model makes runs here and its result goes back, round after round
+        (at most `max_tool_rounds`, default 10), until the final answer.
         cache: answer from the result cache when this exact request was answered before (no
         CLI run, nothing billed; `.answer.cached` says so), else store the answer for next time."""
+        from .tools import ToolSet, wants_tool_loop
+        if wants_tool_loop(tools):
+            from .tool_loop import DEFAULT_MAX_ROUNDS, ToolLoopStream
+            return ToolLoopStream(self, self.build_body(prompt, **kw), ToolSet.from_functions(tools),
+                                  max_rounds=DEFAULT_MAX_ROUNDS if max_tool_rounds is None
+                                  else max_tool_rounds, source=source)
+        if tools is not None:
+            kw["tools"] = tools
         transport = self.transport
         events, request_id, abort = transport.stream(self.build_body(prompt, **kw), source=source,
                                                      session=session, cache=cache)
@@ -195,7 +209,7 @@ class Claude:
 
     def message_stream(self, prompt=None, *, model: str | None = None, system=None,
                        max_tokens: int | None = None, **params) -> Iterator[str]:
-        """Yield the answer's text as it arrives."""
+        """Yield the answer's text as it arrives (with `tools=[fn, ...]`: every round's text)."""
         with self.stream(prompt, model=model, system=system, max_tokens=max_tokens, **params) as s:
             yield from s
 
@@ -214,8 +228,12 @@ class Claude:
 
     def message(self, prompt=None, *, model: str | None = None, system=None,
                 max_tokens: int | None = None, cache: bool = False, **params) -> str:
-        """Send one message; return the answer's text. cache=True: an identical earlier request's
-        answer is reused from the result cache (no CLI run, nothing billed)."""
+        """Send one message; return the answer's text.
+
+        `tools=[fn, ...]`: Python functions the model may call; each call runs here (schemas come
+        from the signatures, type hints and docstrings) until the model answers. cache=True: an
+        identical earlier request's answer is reused from the result cache (no CLI run, nothing
+        billed)."""
         return self.answer(prompt, model=model, system=system, max_tokens=max_tokens,
                            cache=cache, **params).text
 

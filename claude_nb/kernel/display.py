@@ -95,8 +95,10 @@ class LiveView:
         self.updates = 0
 
     # -- while streaming ------------------------------------------------------------------
-    def feed(self, text: str) -> None:
-        if not self.live:
+    def feed(self, text: str, force: bool = False) -> None:
+        """Show the text so far; `force` updates now, whatever the interval (an agent's tool
+        call must show before it runs)."""
+        if not self.live and not force:
             return
         if not self.kernel:
             self.out.write(text[self._printed:])
@@ -108,7 +110,7 @@ class LiveView:
             from IPython.display import display
             self._handle = display(Rendered(text, fmt="markdown"), display_id=True)
             self._last_update = now
-        elif now - self._last_update >= self.interval:
+        elif force or now - self._last_update >= self.interval:
             self._handle.update(Rendered(text, fmt="markdown"))
             self._last_update = now
             self.updates += 1
@@ -120,7 +122,7 @@ class LiveView:
     def finish(self, rendered: Rendered) -> None:
         """Show the final answer (with its metadata): one last update, or the only display."""
         if not self.kernel:
-            if self.live:
+            if self.live or self._printed:
                 rest = rendered.text[self._printed:] if rendered.fmt != "json" else ""
                 self.out.write(rest + "\n")
             else:

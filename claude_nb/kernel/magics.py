@@ -25,9 +25,10 @@ from .errors import ClaudeError
 from ..protocol.errors import AnthropicError
 from .display import LiveView, Rendered, in_kernel
 from .templating import expand_variables
+from .references import ReferenceNamespace, error_log, unhook
 
 FORMATS = ("markdown", "text", "code", "json")
-SUBCOMMANDS = ("help", "models", "reset", "status", "history")
+SUBCOMMANDS = ("help", "fix", "models", "reset", "status", "history")
 
 # Added to the system prompt for one cell, never stored in the conversation.
 FORMAT_INSTRUCTIONS = {
@@ -85,11 +86,28 @@ def cell_parser() -> argparse.ArgumentParser:
     p.add_argument("--new", action="store_true", help="start a new conversation with this cell")
     p.add_argument("--no-interpolate", action="store_true",
                    help="send {name} references as written (no variable expansion)")
+    p.add_argument("--agent", action="store_true",
+                   help="let Claude work on the kernel through tools (it asks before running code)")
     p.add_argument("--cache", action="store_true", default=None,
                    help="answer from the result cache when this exact request was answered "
                         "before (no CLI run, nothing billed); else store the answer")
     p.add_argument("--no-cache", dest="cache", action="store_false",
                    help="never answer from the result cache (overrides ClaudeMagics.cache)")
+    return p
+
+
+def fix_parser() -> argparse.ArgumentParser:
+    p = _ArgumentParser(prog="%claude fix", add_help=True,
+                        description="Send the last failing cell and its traceback to Claude for "
+                                    "an explanation and a corrected cell.")
+    p.add_argument("-m", "--model", help="model id or alias")
+    p.add_argument("--max-tokens", type=int, help="largest answer, in tokens")
+    p.add_argument("-f", "--format", choices=("markdown", "code"),
+                   help="markdown (default: explanation and code) or code (the corrected cell, "
+                        "offered as a new cell)")
+    p.add_argument("-o", "--output", metavar="VAR", help="store the answer in this variable")
+    p.add_argument("--no-stream", action="store_true", help="show the answer only when complete")
+    p.add_argument("note", nargs="*", help="what you expected, or a hint")
     return p
 
 
@@ -105,13 +123,18 @@ HELP = """\
   --no-stream           show the answer once, when complete
   --new                 start a new conversation (otherwise cells continue the chat)
   --no-interpolate      leave {name} references as written
+  --agent               Claude works on the kernel through tools: list_variables,
+                        inspect_variable, read_cells, run_code (asks you first), insert_cell
 
 In the cell, {name}, {name.attr}, {name[0]} and {name['key']} are replaced by your variables
-when they exist; other braces stay as they are; {{ and }} give literal braces.
+when they exist, and so are {In[n]} (cell n's code), {Out[n]} (its result), {Err[n]} (its
+traceback) and {_}; other braces stay as they are; {{ and }} give literal braces.
 
+%claude fix [--format code] [note]   explain the last error and correct its cell
 %claude help | models | reset | status | history
 Defaults: %config ClaudeMagics.model = "opus" (also system, max_tokens, format, stream,
-interpolate, max_history, display, cache).
+interpolate, max_history, display, cache). Agent: ClaudeMagics.agent_run = "ask" | "never" |
+"always", agent_approval_timeout, agent_max_rounds, agent_max_result_chars, agent_max_cells.
 """
 
 
@@ -134,6 +157,18 @@ class ClaudeMagics(Magics):
                    help="'update': update the output in place (kernels); 'print': print the text "
                         "as it comes (terminals, frontends that can't update); 'auto': "
                         "update in a kernel, print elsewhere.").tag(config=True)
+    agent_run = Enum(("ask", "never", "always"), default_value="ask",
+                     help="Agent's run_code: 'ask' the user to approve each exact code, 'never' "
+                          "run code, or run it 'always' without asking.").tag(config=True)
+    agent_approval_timeout = Float(120.0, help="Seconds to wait for Approve / Deny; no answer "
+                                               "counts as Deny.").tag(config=True)
+    agent_max_rounds = Int(10, help="Tool rounds (requests answered with tool results) per "
+                                    "agent cell.").tag(config=True)
+    agent_max_result_chars = Int(4000, help="Largest tool result sent to the model, in "
+                                            "characters (more is truncated).").tag(config=True)
+    agent_max_cells = Int(20, help="Most cells read_cells returns at once.").tag(config=True)
+    fix_max_traceback_chars = Int(6000, help="Longest traceback %claude fix and {Err[n]} send "
+                                             "(trimmed in the middle).").tag(config=True)
 
     def __init__(self, shell=None, client: Claude | None = None, **kwargs):
         super().__init__(shell=shell, **kwargs)
@@ -141,6 +176,13 @@ class ClaudeMagics(Magics):
         self.conversation: list[dict] = []
         self.session = new_session_key("magic")     # the chat's CLI process is kept between cells
         self.last_answer = None
+        self.errors = error_log(self.shell) if self.shell is not None else None
+        if self.errors is not None:
+            self.errors.max_traceback_chars = self.fix_max_traceback_chars
+            self.observe(self._on_traceback_limit, "fix_max_traceback_chars")
+
+    def _on_traceback_limit(self, change):
+        self.errors.max_traceback_chars = change["new"]
 
     # -- the magic ------------------------------------------------------------------------
     @no_var_expand
@@ -159,12 +201,20 @@ class ClaudeMagics(Magics):
     def _ask(self, cell: str, args):
         fmt = args.format or self.format
         prompt = cell.strip("\n")
-        if self.interpolate and not args.no_interpolate:
-            prompt = expand_variables(prompt, self.shell.user_ns)
+        if self.interpolate and not getattr(args, "no_interpolate", False):
+            prompt = expand_variables(prompt, self.references())
         if not prompt.strip():
             raise UsageError("%%claude: the cell is empty; write the prompt below the %%claude line.")
-        if args.new:
+        if getattr(args, "new", False):
             self._forget()
+        if getattr(args, "agent", False):
+            if args.format in ("code", "json"):
+                raise UsageError("%%claude --agent answers in markdown; --format code/json "
+                                 "don't apply (the agent proposes cells with insert_cell).")
+            self._agent_turn(prompt, model=args.model, system=args.system,
+                             max_tokens=args.max_tokens, output=args.output,
+                             live=self.stream and not args.no_stream)
+            return None                 # the exchange is shown; no Out[n] duplicate
         history = self.conversation
         if self.max_history > 0:
             history = history[-2 * self.max_history:]
@@ -205,10 +255,56 @@ class ClaudeMagics(Magics):
         view.finish(rendered)
         if fmt == "code" and rendered.value:
             # Front-ends that ignore this (VS Code, Colab) still have the output's Copy button.
-            self.shell.set_next_input(rendered.value, replace=False)
+            self._offer_code(rendered.value)
         if args.output:
             self.shell.user_ns[args.output] = value
         return None
+
+    def _offer_code(self, code: str) -> None:
+        """Code for the user to review: the next cell (where the frontend supports it)."""
+        self.shell.set_next_input(code, replace=False)
+
+    def references(self):
+        """What `{...}` in a prompt can name: the user's variables, In, Out, _ and Err."""
+        return ReferenceNamespace(self.shell.user_ns, self.errors)
+
+    # -- agent ------------------------------------------------------------------------------
+    def agent_tools(self):
+        from .approval import approver_for
+        from .notebook_tools import KernelTools, Limits
+        return KernelTools(self.shell, errors=self.errors, run_mode=self.agent_run,
+                           approver=approver_for(self.shell) if self.agent_run == "ask" else None,
+                           limits=Limits(max_result_chars=self.agent_max_result_chars,
+                                         max_cells=self.agent_max_cells,
+                                         approval_timeout=self.agent_approval_timeout),
+                           offer_code=self._offer_code)
+
+    def _agent_turn(self, prompt: str, *, model=None, system=None, max_tokens=None, output=None,
+                    live=True):
+        """One agent cell: the exchange streams into the cell; the chat remembers its answer."""
+        from .agent import run_agent
+        history = self.conversation
+        if self.max_history > 0:
+            history = history[-2 * self.max_history:]
+        view = LiveView(self.shell, live=live, interval=self.update_interval, fmt="markdown",
+                        kernel=self._kernel_display())
+        user_turn = {"role": "user", "content": prompt}
+        try:
+            result = run_agent(self.client, self.agent_tools(), view,
+                               messages=history + [user_turn], model=model or self.model,
+                               system=(system if system is not None else self.system) or None,
+                               max_tokens=self.max_tokens if max_tokens is None else max_tokens,
+                               max_rounds=self.agent_max_rounds)
+        except ClaudeError as exc:
+            view.abandon("", f"error: {exc.type}")
+            self._report(exc)
+            return None
+        self.conversation = self.conversation + [user_turn,
+                                                 {"role": "assistant", "content": result.text}]
+        self.last_answer = result.answer
+        if output:
+            self.shell.user_ns[output] = result.text
+        return result
 
     def _render(self, answer, fmt):
         meta = answer.metadata()
@@ -251,6 +347,24 @@ class ClaudeMagics(Magics):
 
     def _cmd_help(self, _):
         print(HELP)
+
+    def _cmd_fix(self, words):
+        from .credentials import Scrubber
+        from .fix import fix_prompt, last_error
+        args = fix_parser().parse_args(words)
+        error = last_error(self.shell, self.errors)
+        if error is None:
+            print("No failed cell to fix yet: %claude fix looks at the latest cell that raised "
+                  "an exception.")
+            return None
+        fmt = args.format or "markdown"
+        prompt = fix_prompt(error, " ".join(args.note), code_only=fmt == "code",
+                            scrub=Scrubber(self.shell.user_ns))
+        ask = argparse.Namespace(format=fmt, model=args.model, system=None,
+                                 max_tokens=args.max_tokens, output=args.output,
+                                 no_stream=args.no_stream, new=False, no_interpolate=True,
+                                 agent=False, cache=None)
+        return self._ask(prompt, ask)
 
     def _forget(self) -> None:
         if self.conversation:
@@ -323,11 +437,37 @@ def _cli_status(transport) -> str:
     return "\n".join([line] + [f"              warning: {w}" for w in cli.get("warnings") or []])
 
 
+def agent(prompt: str, *, model: str | None = None, system: str | None = None,
+          max_tokens: int | None = None, run: str | None = None):
+    """Let Claude work on this kernel: it looks at variables and cells through tools, runs code
+    only after you approve it (`run`: "ask", "never" or "always"; default
+    `ClaudeMagics.agent_run`), and answers. The exchange shows in the cell; `%%claude --agent`
+    does the same from a cell. Returns an `AgentResult` (`.text`, `.tool_calls`)."""
+    from IPython import get_ipython
+    shell = get_ipython()
+    if shell is None:
+        raise RuntimeError("claude_nb.agent() works inside IPython or a Jupyter kernel (it "
+                           "answers the model's tools from the running session).")
+    magics = shell.magics_manager.registry.get("ClaudeMagics")
+    if magics is None:
+        magics = getattr(shell, "_claude_nb_agent_magics", None)
+        if magics is None:
+            magics = shell._claude_nb_agent_magics = ClaudeMagics(shell)
+    previous = magics.agent_run
+    if run is not None:
+        magics.agent_run = run          # validated by the trait: ask | never | always
+    try:
+        return magics._agent_turn(prompt, model=model, system=system, max_tokens=max_tokens)
+    finally:
+        magics.agent_run = previous
+
+
 def load_ipython_extension(shell) -> None:
     shell.register_magics(ClaudeMagics(shell))
 
 
 def unload_ipython_extension(shell) -> None:
+    unhook(shell)
     shell.magics_manager.registry.pop("ClaudeMagics", None)
     shell.magics_manager.magics["cell"].pop("claude", None)
     shell.magics_manager.magics["line"].pop("claude", None)

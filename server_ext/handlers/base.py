@@ -158,36 +158,29 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
     async def send_events(self, events, encode=encode_event, on_error=None):
         """Stream events as SSE. The 200 is only committed with the first event, so an error
         before it is a normal HTTP error (which the SDKs retry); after it, an `event: error`.
-        A `ping` goes out after PING_EVERY seconds of silence."""
+        A `ping` goes out after PING_EVERY seconds of silence: one timer task for the stream,
+        not a task and a wait per event (the streaming path does no avoidable work per event)."""
         iterator = events.__aiter__()
-        pending = None
-        started = False
+        loop = asyncio.get_running_loop()
+        stream = {"started": False, "last": loop.time()}
+        pinger = asyncio.ensure_future(self._ping_while_silent(stream, asyncio.current_task()))
         try:
             while True:
-                if pending is None:
-                    pending = asyncio.ensure_future(iterator.__anext__())
-                done, _ = await asyncio.wait({pending}, timeout=PING_EVERY)
-                if not done:
-                    if not started:
-                        self._start_sse()
-                        started = True
-                    await self._write(PING)
-                    continue
-                finished, pending = pending, None
                 try:
-                    event = finished.result()
+                    event = await iterator.__anext__()
                 except StopAsyncIteration:
                     break
                 # Internal events (final usage) stay in-process; other items (a writer's own
                 # end marker) are the encoder's to write.
                 if isinstance(event, dict) and str(event.get("type", "")).startswith(INTERNAL_EVENT_PREFIX):
                     continue
-                if not started:
+                if not stream["started"]:
                     self._start_sse()
-                    started = True
+                    stream["started"] = True
+                stream["last"] = loop.time()
                 await self._write(encode(event))
         except AnthropicError as exc:
-            if not started:
+            if not stream["started"]:
                 raise
             self.log.info("claude_nb: stream %s ended with %r", self.request_id, exc)
             payload = on_error(exc) if on_error else encode_event(
@@ -200,15 +193,28 @@ class ApiHandler(ExtensionHandlerMixin, APIHandler):
         except ClientGone:
             pass
         finally:
-            if pending is not None and not pending.done():
-                pending.cancel()      # ends the CLI process behind this stream
-                try:
-                    await pending
-                except BaseException:
-                    pass
-            await _close(iterator)
+            pinger.cancel()
+            await _close(iterator)       # ends the CLI process behind this stream
         if not self._finished and not self._client_gone:
             self.finish()
+
+    async def _ping_while_silent(self, stream: dict, consumer: asyncio.Task | None):
+        """Write a `ping` whenever nothing was written for PING_EVERY seconds (committing the
+        200 if nothing was yet). A client found gone ends the stream (and its CLI) at once."""
+        loop = asyncio.get_running_loop()
+        try:
+            while True:
+                await asyncio.sleep(max(0.0, stream["last"] + PING_EVERY - loop.time()))
+                if loop.time() - stream["last"] < PING_EVERY:
+                    continue
+                if not stream["started"]:
+                    self._start_sse()
+                    stream["started"] = True
+                stream["last"] = loop.time()
+                await self._write(PING)
+        except ClientGone:
+            if consumer is not None:
+                consumer.cancel()        # the model is silent: nothing else would notice
 
     def _start_sse(self):
         self.set_status(200)

@@ -201,7 +201,9 @@ class FakeUpstream:
                         ev("content_block_delta", {"index": index, "delta": {"type": "signature_delta", "signature": "sig_" + str(index)}})
                     elif kind == "tool_use":
                         ev("content_block_start", {"index": index, "content_block": {
-                            "type": "tool_use", "id": f"toolu_fake{index}", "name": block[1], "input": {}}})
+                            # unique per conversation, as the real API's ids are
+                            "type": "tool_use", "id": f"toolu_fake{len(upstream.requests)}_{index}",
+                            "name": block[1], "input": {}}})
                         raw = json.dumps(block[2])
                         ev("content_block_delta", {"index": index, "delta": {"type": "input_json_delta", "partial_json": ""}})
                         for piece in _chunks(raw, 7):
