@@ -4,7 +4,7 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 . scripts/venv.sh
-.venv/bin/python -m pip install --quiet ".[plot]" jupyterlab ipykernel   # [plot]: matplotlib, for the report charts
+.venv/bin/python -m pip install --quiet ".[notebook]"     # JupyterLab, Notebook, matplotlib (the report charts)
 if ! command -v claude >/dev/null 2>&1 && [ -z "${CLAUDE_NB_CLI:-}" ]; then
   echo "claude-nb: the Claude Code CLI was not found on PATH." >&2
   echo "  Install it: npm install -g @anthropic-ai/claude-code   then run \`claude\` once to log in." >&2

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs the test suite on a fresh machine: makes .venv, installs the project with its test
-# extras, installs the real Claude Code CLI (exact versions, from npm) under tests/cli, runs pytest.
+# extras, installs the real Claude Code CLI (exact versions, from npm) under tests/cli, installs
+# Debian's Chromium for tests/browser (as root, or with password-less sudo), runs pytest.
 #
 #   ./scripts/test.sh [pytest args]            the supported CLI window: the whole suite on the
 #                                              newest tested CLI (tests/cli/package.json), then
@@ -24,6 +25,17 @@ fi
 
 . scripts/venv.sh
 .venv/bin/python -m pip install --quiet -e ".[test]"
+
+if [ ! -x /usr/bin/chromium ] && [ -z "${CLAUDE_NB_CHROMIUM:-}" ] && command -v apt-get >/dev/null; then
+  # Playwright's own browser download is out of reach: tests/browser drive this Chromium.
+  sudo=()
+  [ "$(id -u)" = "0" ] || sudo=(sudo -n)
+  echo "claude-nb tests: installing Chromium for tests/browser (apt-get)" >&2
+  apt=("${sudo[@]}" env DEBIAN_FRONTEND=noninteractive apt-get -o DPkg::Lock::Timeout=600 -qq)
+  if ! { "${apt[@]}" update && "${apt[@]}" install -y chromium; } >&2; then
+    echo "claude-nb tests: Chromium could not be installed; tests/browser will be skipped" >&2
+  fi
+fi
 
 pinned() {   # the version a tests/cli package.json asks for
   .venv/bin/python -c 'import json,sys; print(json.load(open(sys.argv[1]))["dependencies"]["@anthropic-ai/claude-code"])' "$1"

@@ -19,6 +19,7 @@ from .handlers.messages import (CountTokensHandler, MessagesHandler, SessionHand
 from .handlers.metrics import MetricsHandler, QuotaHandler, record_request_metrics
 from .handlers.models import ModelHandler, ModelsHandler
 from .handlers.openai import ChatCompletionsHandler
+from .handlers.openapi import DocsAssetHandler, DocsPageHandler, OpenAPIHandler
 from .handlers.reports import CostReportHandler, UsageReportHandler
 from .handlers.status import HealthHandler, OrganizationHandler, UnknownRouteHandler
 from .metrics import ServiceMetrics
@@ -97,6 +98,9 @@ class ClaudeNbApp(ExtensionApp):
             (r"/claude_nb/cache", ResultCacheHandler),
             (r"/claude_nb/cache/lookup", ResultCacheLookupHandler),
             (r"/claude_nb/batches/(?P<batch_id>[^/]+)/results", BatchResultsSoFarHandler),
+            (r"/v1/openapi.json", OpenAPIHandler),
+            (r"/claude_nb/docs", DocsPageHandler),
+            (r"/claude_nb/docs/(?P<name>[^/]+)", DocsAssetHandler),
         ])
         # Last: every other /v1 path (and /v1 itself) answers a 404 envelope.
         self.handlers.append((r"/v1(?:/.*)?", UnknownRouteHandler))

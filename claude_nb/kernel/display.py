@@ -6,6 +6,7 @@ metadata). Terminal IPython can't update an output, so there the text is printed
 """
 from __future__ import annotations
 
+import html
 import json
 import sys
 import time
@@ -13,6 +14,34 @@ import time
 MIME_MARKDOWN = "text/markdown"
 MIME_PLAIN = "text/plain"
 MIME_JSON = "application/json"
+MIME_HTML = "text/html"
+
+# `--format code` answers: the magic also asks the front-end for a new cell with the code
+# (set_next_input), which JupyterLab and Notebook honour but VS Code and Colab ignore. So the
+# output itself carries the code, with a Copy button (clipboard API; execCommand where that is
+# refused) and a line that says where else the code went. Inline handler: a <script> in an
+# output runs once, at render time, and not in every front-end.
+_COPY_SCRIPT = (
+    "var b=this,t=b.closest('.claude-nb-code').querySelector('code').textContent;"
+    "var done=function(){b.textContent='Copied';setTimeout(function(){b.textContent='Copy'},2000)};"
+    "var old=function(){var a=document.createElement('textarea');a.value=t;"
+    "document.body.appendChild(a);a.select();document.execCommand('copy');a.remove();done()};"
+    "if(navigator.clipboard&&window.isSecureContext){navigator.clipboard.writeText(t).then(done,old)}"
+    "else{old()}")
+CODE_NOTE = ("Also offered as a new cell below, where the front-end supports it (JupyterLab, "
+             "Notebook); VS Code and Colab ignore that: copy the code from here.")
+
+
+def code_html(code: str) -> str:
+    """The code of a `--format code` answer, as HTML with a Copy button and a note."""
+    return ("<div class='claude-nb-code'>"
+            "<div style='display:flex;justify-content:space-between;align-items:center;"
+            "gap:1em;font-size:0.85em;opacity:0.8'>"
+            f"<span class='claude-nb-code-note'>{html.escape(CODE_NOTE)}</span>"
+            "<button type='button' class='claude-nb-copy' "
+            f"onclick=\"{html.escape(_COPY_SCRIPT)}\">Copy</button>"
+            "</div>"
+            "<pre style='margin-top:0.4em'><code>" + html.escape(code) + "</code></pre></div>")
 
 
 class Rendered:
@@ -25,7 +54,7 @@ class Rendered:
                  value=None):
         self.text = text
         self.fmt = fmt
-        self.value = value            # the parsed object, for fmt == "json"
+        self.value = value            # the parsed object (json), the extracted code (code)
         self.metadata = metadata or {}
 
     def _repr_mimebundle_(self, include=None, exclude=None):
@@ -35,6 +64,8 @@ class Rendered:
             data[MIME_PLAIN] = json.dumps(self.value, indent=2, ensure_ascii=False)
         elif self.fmt in ("markdown", "code"):
             data[MIME_MARKDOWN] = self.text
+        if self.fmt == "code" and self.value:      # value: the code of the answer
+            data[MIME_HTML] = code_html(self.value)
         md = {"claude_nb": self.metadata} if self.metadata else {}
         return data, md
 

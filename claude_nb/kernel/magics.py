@@ -80,7 +80,8 @@ def cell_parser() -> argparse.ArgumentParser:
     p.add_argument("-o", "--output", metavar="VAR",
                    help="store the answer in this variable (the text; for --format json, the value)")
     p.add_argument("-f", "--format", choices=FORMATS,
-                   help="markdown (default), text, code (offers the code as the next cell), json")
+                   help="markdown (default), text, code (shown with a Copy button, and offered as "
+                        "the next cell where the front-end allows), json")
     p.add_argument("--no-stream", action="store_true", help="show the answer only when complete")
     p.add_argument("--new", action="store_true", help="start a new conversation with this cell")
     p.add_argument("--no-interpolate", action="store_true",
@@ -116,8 +117,8 @@ HELP = """\
   -s/--system S         system prompt
   --max-tokens N        answer length cap
   -o/--output VAR       store the answer in VAR
-  -f/--format F         markdown | text | code (next cell gets the code) | json (a JSON
-                        object through structured output)
+  -f/--format F         markdown | text | code (Copy button; next cell where supported) | json
+                        (a JSON object through structured output)
   --cache / --no-cache  reuse the stored answer of an identical earlier request (free)
   --no-stream           show the answer once, when complete
   --new                 start a new conversation (otherwise cells continue the chat)
@@ -252,10 +253,9 @@ class ClaudeMagics(Magics):
         self.last_answer = answer
         rendered, value = self._render(answer, fmt)
         view.finish(rendered)
-        if fmt == "code":
-            code = extract_code(answer.text)
-            if code:
-                self._offer_code(code)
+        if fmt == "code" and rendered.value:
+            # Front-ends that ignore this (VS Code, Colab) still have the output's Copy button.
+            self._offer_code(rendered.value)
         if args.output:
             self.shell.user_ns[args.output] = value
         return None
@@ -317,6 +317,9 @@ class ClaudeMagics(Magics):
                       file=sys.stderr)
                 return Rendered(answer.text, fmt="text", metadata=meta), answer.text
             return Rendered(answer.text, fmt="json", metadata=meta, value=value), value
+        if fmt == "code":
+            code = extract_code(answer.text)
+            return Rendered(answer.text, fmt=fmt, metadata=meta, value=code), answer.text
         return Rendered(answer.text, fmt=fmt, metadata=meta), answer.text
 
     def _kernel_display(self) -> bool:

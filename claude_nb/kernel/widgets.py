@@ -43,6 +43,10 @@ class ChatWidget:
         self._thread: threading.Thread | None = None
         self._stream = None
         self._live = ""
+        # True from Send until the answer is settled in `conversation`. Not the thread's
+        # liveness: the thread's own last render runs while it is still alive.
+        self._answering = False
+        self._render_lock = threading.Lock()     # Send's render and the thread's never interleave
         self.last_answer = None
         self.error: ClaudeError | None = None
 
@@ -51,20 +55,21 @@ class ChatWidget:
         return self.view._repr_mimebundle_(include=include, exclude=exclude)
 
     def _render(self) -> None:
-        parts = []
-        turns = list(self.conversation)
-        if self._live is not None and self.busy:
-            turns.append({"role": "assistant", "content": self._live + " ▍"})
-        for turn in turns:
-            who = "You" if turn["role"] == "user" else "Claude"
-            parts.append(f"<div><b>{who}</b><div style='white-space: pre-wrap'>"
-                         f"{html.escape(turn['content'])}</div></div>")
-        self.transcript.value = "".join(parts)
+        with self._render_lock:
+            turns = list(self.conversation)
+            if self._answering:               # the reply being written, with a cursor
+                turns.append({"role": "assistant", "content": self._live + " ▍"})
+            parts = []
+            for turn in turns:
+                who = "You" if turn["role"] == "user" else "Claude"
+                parts.append(f"<div><b>{who}</b><div style='white-space: pre-wrap'>"
+                             f"{html.escape(turn['content'])}</div></div>")
+            self.transcript.value = "".join(parts)
 
     # -- actions --------------------------------------------------------------------------
     @property
     def busy(self) -> bool:
-        return self._thread is not None and self._thread.is_alive()
+        return self._answering
 
     def send(self, text: str | None = None) -> None:
         """Ask `text` (default: what is typed in the box); the answer streams in the panel."""
@@ -77,13 +82,14 @@ class ChatWidget:
         history = self.conversation + [user_turn]
         self.conversation = history
         self._live = ""
+        self._answering = True
         parent = _current_parent()
         self.send_button.disabled, self.stop_button.disabled = True, False
         self.status.value = "answering…"
+        self._render()                       # before the thread starts: its renders come after
         self._thread = threading.Thread(target=self._run, args=(history, parent),
                                         name="claude-nb-chat", daemon=True)
         self._thread.start()
-        self._render()
 
     ask = send
 
@@ -133,6 +139,7 @@ class ChatWidget:
         finally:
             self._stream = None
             self._live = ""
+            self._answering = False          # settled: the last render shows no live reply
             self.send_button.disabled, self.stop_button.disabled = False, True
             self._render()
 

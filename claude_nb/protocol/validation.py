@@ -17,6 +17,11 @@ INPUT_BLOCK_TYPES = {
 }
 IMAGE_MEDIA_TYPES = {"image/jpeg", "image/png", "image/gif", "image/webp"}
 EFFORTS = {"low", "medium", "high", "xhigh", "max"}
+ROLES = ("user", "assistant", "system")
+THINKING_TYPES = ("enabled", "adaptive", "disabled")
+MIN_THINKING_BUDGET = 1024
+TOOL_CHOICE_TYPES = ("auto", "any", "tool", "none")
+TOOL_NAME_PATTERN = r"^[a-zA-Z0-9_-]{1,128}$"
 
 # Fields accepted on /v1/messages. Some are honoured, some emulated, some accepted and
 # declared ignored (see IGNORED_FIELDS and the README's compatibility table).
@@ -34,7 +39,7 @@ IGNORED_FIELDS = ("temperature", "top_p", "top_k", "service_tier", "speed", "inf
                   "container", "diagnostics", "context_management", "mcp_servers", "metadata",
                   "cache_control")
 
-_TOOL_NAME = re.compile(r"^[a-zA-Z0-9_-]{1,128}$")
+_TOOL_NAME = re.compile(TOOL_NAME_PATTERN)
 
 
 def parse_json_body(raw: bytes, *, limit: int = MAX_MESSAGE_BYTES) -> dict:
@@ -221,7 +226,7 @@ def _check_messages(messages, path="messages"):
         if not isinstance(m, dict):
             _fail(mpath, "Input should be an object with `role` and `content`")
         role = m.get("role")
-        if role not in ("user", "assistant", "system"):
+        if role not in ROLES:
             _fail(f"{mpath}.role", "Input should be 'user', 'assistant' or 'system'")
         if "content" not in m:
             _fail(f"{mpath}.content", "Field required")
@@ -270,7 +275,7 @@ def _check_tools(body: dict):
                 _fail(f"{path}.description", "Input should be a valid string")
     choice = body.get("tool_choice")
     if choice is not None:
-        if not isinstance(choice, dict) or choice.get("type") not in ("auto", "any", "tool", "none"):
+        if not isinstance(choice, dict) or choice.get("type") not in TOOL_CHOICE_TYPES:
             _fail("tool_choice.type", "Input should be 'auto', 'any', 'tool' or 'none'")
         if choice["type"] == "tool":
             name = _require_str(choice, "name", "tool_choice")
@@ -283,14 +288,15 @@ def _check_tools(body: dict):
 def _check_thinking_and_output(body: dict):
     thinking = body.get("thinking")
     if thinking is not None:
-        if not isinstance(thinking, dict) or thinking.get("type") not in ("enabled", "adaptive", "disabled"):
+        if not isinstance(thinking, dict) or thinking.get("type") not in THINKING_TYPES:
             _fail("thinking.type", "Input should be 'enabled', 'adaptive' or 'disabled'")
         if thinking["type"] == "enabled":
             budget = thinking.get("budget_tokens")
             if not is_int(budget):
                 _fail("thinking.budget_tokens", "Field required: an integer")
-            if budget < 1024:
-                _fail("thinking.budget_tokens", "Input should be greater than or equal to 1024")
+            if budget < MIN_THINKING_BUDGET:
+                _fail("thinking.budget_tokens",
+                      f"Input should be greater than or equal to {MIN_THINKING_BUDGET}")
             max_tokens = body.get("max_tokens")
             if is_int(max_tokens) and budget >= max_tokens:
                 _fail("thinking.budget_tokens", "`max_tokens` must be greater than `thinking.budget_tokens`")

@@ -127,11 +127,16 @@ def test_bad_options_are_a_usage_error(ip):
 
 
 # -- formats ----------------------------------------------------------------------------------
-def test_code_format_offers_the_code_as_the_next_cell(ip, upstream):
-    upstream.push(Reply.text("```python\ndef add(a, b):\n    return a + b\n```"))
-    with capture_output():
+def test_code_format_offers_the_code_as_the_next_cell_and_to_copy(ip, upstream):
+    upstream.push(Reply.text("```python\ndef add(a, b):\n    return a < b\n```"))
+    ip.run_line_magic("config", "ClaudeMagics.display = 'update'")     # as in a kernel
+    with capture_output() as cap:
         ip.run_cell_magic("claude", "-f code", "write add")
-    assert ip.rl_next_input == "def add(a, b):\n    return a + b"
+    assert ip.rl_next_input == "def add(a, b):\n    return a < b"
+    # where the front-end ignores set_next_input (VS Code, Colab) the output has the code
+    shown = cap.outputs[-1].data["text/html"]
+    assert "<code>def add(a, b):\n    return a &lt; b</code>" in shown
+    assert ">Copy</button>" in shown and "VS Code and Colab" in shown
     assert "code only" in upstream.message_requests[-1].system_text()
 
 
@@ -301,6 +306,8 @@ def test_chat_widget_streams_in_the_background_and_remembers(local, upstream):
     widget.send_button.click()
     widget.wait(60)
     assert "You said: My name is Ada." in widget.transcript.value
+    # one reply, settled: no second, empty "Claude ▍" left by the thread's last render
+    assert widget.transcript.value.count("<b>Claude</b>") == 1 and "▍" not in widget.transcript.value
     assert widget.send_button.disabled is False and widget.stop_button.disabled is True
     widget.send("What is my name?")
     widget.wait(60)
@@ -322,6 +329,7 @@ def test_chat_widget_stop_button_ends_the_answer_and_the_process(local, upstream
     widget.stop_button.click()
     widget.wait(30)
     assert not widget.busy and widget.status.value == "stopped"
+    assert widget.transcript.value.count("<b>Claude</b>") == 1 and "▍" not in widget.transcript.value
     answer = widget.conversation[-1]["content"]
     assert answer and len(answer) < len("slow " * 300)
     assert local.bridge.live == set()

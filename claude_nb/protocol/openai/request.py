@@ -31,6 +31,7 @@ _UNSUPPORTED = {
                  "([{\"type\": \"function\", \"function\": {...}}]) instead",
     "function_call": "the deprecated `function_call` parameter is not supported; use `tool_choice`",
 }
+UNSUPPORTED_FIELDS = tuple(_UNSUPPORTED)      # a 400 naming the field (the OpenAPI document lists them)
 KNOWN_FIELDS = ({"model", "messages", "max_tokens", "max_completion_tokens", "stop", "stream",
                  "stream_options", "tools", "tool_choice", "parallel_tool_calls",
                  "response_format", "reasoning_effort", "n", "logprobs", "top_logprobs",
