@@ -11,6 +11,7 @@ import asyncio
 import os
 import signal
 import time
+import weakref
 from contextlib import aclosing
 from dataclasses import dataclass, field
 from typing import AsyncIterator, Callable
@@ -104,6 +105,9 @@ class ClaudeBridge(LoggingConfigurable):
         self.run_listeners: list[Callable[[RunRecord], None]] = []
         self.rate_limit_listeners: list[Callable[[dict], None]] = []
         self.live: set[CliProcess] = set()
+        # Every process this bridge or its pool started, so none outlives close() whatever
+        # path it was on (handed out, rewinding, being claimed, starting as a spare).
+        self.started: "weakref.WeakSet[CliProcess]" = weakref.WeakSet()
         self.pool: ProcessPool | None = None     # created on first use or by start_pool()
         self._closed = False
         self._cli_checked: str | None = None
@@ -241,6 +245,8 @@ class ClaudeBridge(LoggingConfigurable):
         if self.pool is not None:
             await self.pool.close()
         await asyncio.gather(*(p.close() for p in list(self.live)), return_exceptions=True)
+        await asyncio.gather(*(p.close() for p in list(self.started) if p.alive),
+                             return_exceptions=True)
 
     # -- the warm pool --------------------------------------------------------------------
     def _active_pool(self) -> ProcessPool | None:
@@ -296,6 +302,7 @@ class ClaudeBridge(LoggingConfigurable):
             spec = LaunchSpec(**{**plan.spec.__dict__, "resume": session_id})
             proc = CliProcess(spec, cli_path=self.cli_path, workdir=workdir,
                               allow_tools=self.allowed_tools, niceness=self.cli_niceness)
+            self.started.add(proc)
             try:
                 await proc.start()
             except BaseException:
@@ -305,6 +312,7 @@ class ClaudeBridge(LoggingConfigurable):
             return proc, path
         proc = CliProcess(plan.spec, cli_path=self.cli_path, allow_tools=self.allowed_tools,
                           niceness=self.cli_niceness)
+        self.started.add(proc)
         try:
             await proc.start()
         except BaseException:

@@ -538,6 +538,7 @@ class ProcessPool:
         proc = CliProcess(key.spec, cli_path=key.cli, allow_tools=key.allow_tools,
                           niceness=self.bridge.cli_niceness,
                           spare=key.spare, claimable=key.spare and caps is not None and caps.claim)
+        self.bridge.started.add(proc)
         self.starting.add(proc)
         try:
             await proc.start()
