@@ -23,6 +23,7 @@ from claude_nb.protocol import openapi, validation
 from claude_nb.protocol.openapi import (REFUSED_LIST, SUPPORT, UNDOCUMENTED, build_document,
                                         iter_support)
 from claude_nb.service import batches, cache, reports
+from tests.support.fake_upstream import Reply
 
 ROOT = Path(__file__).resolve().parents[2]
 HANDLERS_DIR = ROOT / "server_ext" / "handlers"
@@ -461,7 +462,9 @@ async def test_every_python_example_runs_against_the_server(jp_fetch, claude_app
     assert "first succeeded" in await run("batches_results")
     assert '"custom_id":"first"' in await run("batches_results_so_far")
     await run("batches_delete")
-    ids["batch"] = (await run("batches_create")).split()[0]       # another one, to cancel
+    # another one, to cancel: its answer streams slowly, so it cannot end before the cancel arrives
+    upstream.push(Reply.text("slow " * 80, delay_per_chunk=0.1))
+    ids["batch"] = (await run("batches_create")).split()[0]
     assert (await run("batches_cancel")).strip() in ("canceling", "ended")
     for op_id in ("models_list", "models_retrieve", "usage_report", "cost_report", "organization_me",
                   "usage_quota", "health", "health_v1", "metrics", "session_delete", "openapi",
