@@ -11,7 +11,8 @@ from traitlets import Bool, Unicode
 from claude_nb.service.runtime import Service
 
 from .handlers.batches import (BatchCancelHandler, BatchesHandler, BatchHandler,
-                               BatchResultsHandler, BatchResultsSoFarHandler)
+                               BatchProgressHandler, BatchResultsHandler,
+                               BatchResultsSoFarHandler)
 from .handlers.cache import ResultCacheHandler, ResultCacheLookupHandler
 from .handlers.files import FileContentHandler, FileHandler, FilesHandler
 from .handlers.messages import (CountTokensHandler, MessagesHandler, SessionHandler,
@@ -98,6 +99,7 @@ class ClaudeNbApp(ExtensionApp):
             (r"/claude_nb/cache", ResultCacheHandler),
             (r"/claude_nb/cache/lookup", ResultCacheLookupHandler),
             (r"/claude_nb/batches/(?P<batch_id>[^/]+)/results", BatchResultsSoFarHandler),
+            (r"/claude_nb/batches/(?P<batch_id>[^/]+)/progress", BatchProgressHandler),
             (r"/v1/openapi.json", OpenAPIHandler),
             (r"/claude_nb/docs", DocsPageHandler),
             (r"/claude_nb/docs/(?P<name>[^/]+)", DocsAssetHandler),

@@ -511,6 +511,14 @@ def _other_schemas() -> dict:
                             "hits": INT}, ["enabled", "max_size_mb", "entries", "size_bytes", "hits"],
                            description="The result cache: on or off, its bound, what it holds and "
                                        "how many answers it gave."),
+        "MessageBatchProgress": _obj({
+            "id": STRING, "type": {"const": "message_batch_progress"},
+            "processing_status": {"enum": list(batch_status)}, "total": INT, "answered": INT,
+            "counts": _obj({k: INT for k in ("pending", "running", "succeeded", "errored",
+                                             "canceled", "expired")})},
+            ["id", "type", "processing_status", "total", "answered", "counts"],
+            description="How far a batch has got right now: requests waiting (`pending`), being "
+                        "answered (`running`) and with each kind of result."),
         "CacheCleared": _obj({"type": {"const": "cache_cleared"}, "deleted": INT}, ["type", "deleted"]),
         "CacheLookupRequest": _obj({"requests": {"type": "array", "items": _ref("MessageRequest")}},
                                    ["requests"], extra=False,
@@ -802,6 +810,13 @@ def _paths() -> dict:
                                    "schema": {"type": "string"},
                                    "x-claude-nb-line-schema": _ref("MessageBatchResult")}}},
                        **_errors(404)})},
+        "/claude_nb/batches/{batch_id}/progress": {"get": _operation(
+            "batches_progress", "Message batches", "How far a batch has got, while it runs",
+            description="claude-nb's own: the API's `request_counts` stay in `processing` until a "
+                        "batch ends; the notebook's progress bar reads this.",
+            params=[batch_id],
+            responses={"200": _json_response("MessageBatchProgress", "Its counts right now."),
+                       **_errors(404)})},
         "/v1/files": {
             "post": _operation(
                 "files_upload", "Files", "Upload a file",
@@ -979,6 +994,7 @@ PYTHON_CALLS = {
                     "    {\"model\": \"sonnet\", \"max_tokens\": 256,\n"
                     "     \"messages\": [{\"role\": \"user\", \"content\": \"Say hello in five words.\"}]}]}))",
     "batches_results_so_far": "print(client.get(\"/claude_nb/batches/{batch_id}/results\", cast_to=str))",
+    "batches_progress": "print(client.get(\"/claude_nb/batches/{batch_id}/progress\", cast_to=object))",
     "openapi": "print(client.get(\"/v1/openapi.json\", cast_to=object)[\"info\"])",
     "docs_page": "import webbrowser\nwebbrowser.open(f\"{client.base_url}claude_nb/docs\")",
 }

@@ -30,7 +30,7 @@ from ..protocol.models import resolve_model
 from ..protocol.paging import check_cursors, page_json, parse_limit
 from ..protocol.times import rfc3339
 from ..protocol.validation import parse_json_body, validate_message_request
-from .store import CANCELING, BatchItem, BatchRecord, Store
+from .store import CANCELING, RESULT_TYPES, BatchItem, BatchRecord, Store
 
 MAX_BATCH_REQUESTS = 100_000
 MAX_BATCH_BYTES = 256 * 1024 * 1024
@@ -154,6 +154,16 @@ def results_so_far(store: Store, batch_id: str) -> Iterator[bytes]:
     for custom_id, result in store.iter_results(batch_id):
         yield b'{"custom_id":' + json.dumps(custom_id).encode() + b',"result":' \
             + result.encode() + b"}\n"
+
+
+def progress_json(store: Store, batch_id: str) -> dict:
+    """How far a batch has got right now: the API's `request_counts` stay in `processing` until
+    the end, so a progress bar needs this. `answered` counts every request with a result."""
+    batch = store.get_batch(batch_id)          # 404 for an unknown batch
+    counts = store.item_counts(batch_id)
+    answered = sum(counts[kind] for kind in RESULT_TYPES)
+    return {"id": batch.id, "type": "message_batch_progress", "processing_status": batch.status,
+            "total": batch.total, "answered": answered, "counts": counts}
 
 
 # -- who owns a batch ---------------------------------------------------------------------

@@ -99,3 +99,13 @@ class BatchResultsSoFarHandler(BatchApiHandler):
         lines = await asyncio.to_thread(lambda: list(batches.results_so_far(self.service.store,
                                                                                  batch_id)))
         self.finish(b"".join(lines), set_content_type="application/x-jsonl; charset=utf-8")
+
+
+class BatchProgressHandler(BatchApiHandler):
+    """GET /claude_nb/batches/<id>/progress: how many requests have a result right now (the
+    API's counts stay in `processing` until the end); what the notebook's progress bar reads."""
+
+    @api_method
+    @authorized
+    async def get(self, batch_id: str):
+        self.write_json(await asyncio.to_thread(batches.progress_json, self.service.store, batch_id))

@@ -3,6 +3,8 @@ from __future__ import annotations
 
 import asyncio
 import os
+import threading
+import time
 
 import pytest
 
@@ -306,6 +308,31 @@ async def test_batch_rows_fail_alone_and_progress_prints(served, upstream, jp_se
     assert frame.loc[1, "error"].startswith("invalid_request_error: ") and \
         "this row is refused" in frame.loc[1, "error"]
     assert frame.loc[0, "text"] == "ok: good one" and frame["text"].isna()[1]
+
+
+async def test_the_progress_bar_moves_while_the_batch_runs_on_the_server(served, upstream, jp_serverapp,
+                                                                        capsys):
+    await jp_serverapp.extension_manager.start_all_extensions()
+    release = threading.Event()
+
+    def respond(rec):
+        if "held" in rec.user_texts()[-1]:
+            release.wait(60)
+        return Reply.text("done")
+    upstream.responder = respond
+    job = await asyncio.to_thread(claude_nb.batch, ["quick", "held"])
+    waiting = asyncio.ensure_future(asyncio.to_thread(job.wait, poll_interval=0.1))
+    printed, deadline = "", time.monotonic() + 120
+    try:
+        while "1/2 answered" not in printed:      # one row answered, the other still held
+            assert time.monotonic() < deadline and not waiting.done(), printed
+            await asyncio.sleep(0.1)
+            printed += capsys.readouterr().out
+    finally:
+        release.set()
+    await waiting
+    printed += capsys.readouterr().out
+    assert "2/2 answered" in printed and f"Batch {job.id} ended" in printed
 
 
 async def test_batch_cancel_through_the_server(served, upstream, jp_serverapp):

@@ -461,6 +461,7 @@ async def test_every_python_example_runs_against_the_server(jp_fetch, claude_app
         await asyncio.sleep(0.1)
     assert "first succeeded" in await run("batches_results")
     assert '"custom_id":"first"' in await run("batches_results_so_far")
+    assert "'answered': 1" in await run("batches_progress")
     await run("batches_delete")
     # another one, to cancel: its answer streams slowly, so it cannot end before the cancel arrives
     upstream.push(Reply.text("slow " * 80, delay_per_chunk=0.1))

@@ -1,6 +1,7 @@
 """Batches, files and reports served by the Jupyter server, driven by the official SDK."""
 import asyncio
 import json
+import threading
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -124,6 +125,37 @@ async def test_cancel_and_delete(client, upstream, app):
     assert (deleted.id, deleted.type) == (batch.id, "message_batch_deleted")
     with pytest.raises(anthropic.NotFoundError):
         await client.messages.batches.retrieve(batch.id)
+
+
+async def test_progress_moves_while_the_api_counts_wait_for_the_end(client, jp_fetch, upstream):
+    release = threading.Event()
+
+    def respond(rec):
+        if "held" in rec.user_texts()[-1]:
+            release.wait(60)
+        return Reply.text("done")
+    upstream.responder = respond
+
+    async def progress(batch_id):
+        return json.loads((await jp_fetch("claude_nb", "batches", batch_id, "progress")).body)
+
+    batch = await client.messages.batches.create(requests=[
+        {"custom_id": "quick", "params": params("quick")}, {"custom_id": "slow", "params": params("held")}])
+    deadline = time.monotonic() + 120
+    while (now := await progress(batch.id))["answered"] < 1:
+        assert time.monotonic() < deadline, now
+        await asyncio.sleep(0.1)
+    try:
+        assert now["total"] == 2 and now["answered"] == 1 and now["processing_status"] == "in_progress"
+        assert now["counts"]["succeeded"] == 1 and now["counts"]["pending"] + now["counts"]["running"] == 1
+        # what the API itself says meanwhile: everything still processing
+        assert (await client.messages.batches.retrieve(batch.id)).request_counts.processing == 2
+    finally:
+        release.set()
+    await until_ended(client, batch.id)
+    assert (await progress(batch.id))["answered"] == 2
+    missing = await fetch(jp_fetch, "claude_nb", "batches", "msgbatch_nope", "progress")
+    assert missing.code == 404 and json.loads(missing.body)["error"]["type"] == "not_found_error"
 
 
 async def test_bad_batches_are_400_naming_the_request(client, upstream):

@@ -303,7 +303,8 @@ class HttpBatches:
         return self.transport.request("POST", f"v1/messages/batches/{batch_id}/cancel")
 
     def progress(self, batch_id: str, batch: dict) -> int | None:
-        return None      # the API keeps its counts at 0 until the batch ends
+        # the API's own counts stay in `processing` until the batch ends
+        return int(self.transport.request("GET", f"claude_nb/batches/{batch_id}/progress")["answered"])
 
     def results(self, batch: dict) -> Iterator[dict]:
         url = batch.get("results_url") or f"v1/messages/batches/{batch['id']}/results"

@@ -267,8 +267,8 @@ class InProcessBatches:
         return batch_json(_call(self.transport.run, runner.cancel(batch_id)))
 
     def progress(self, batch_id: str, batch: dict) -> int | None:
-        counts = self.store.item_counts(batch_id)
-        return sum(n for state, n in counts.items() if state not in ("pending", "running"))
+        from ...service.batches import progress_json
+        return _call(progress_json, self.store, batch_id)["answered"]
 
     def results(self, batch: dict) -> Iterator[dict]:
         from ...service.batches import results_lines
