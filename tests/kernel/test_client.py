@@ -3,7 +3,6 @@ from __future__ import annotations
 
 import asyncio
 import os
-import threading
 import time
 
 import pytest
@@ -12,7 +11,7 @@ import claude_nb
 from claude_nb.kernel.client import Claude
 from claude_nb.kernel.errors import ClaudeError
 from claude_nb.kernel.transports import HttpTransport, discover
-from tests.support.fake_upstream import Reply
+from tests.support.fake_upstream import HoldWhere, Reply
 
 
 # -- in-process -----------------------------------------------------------------------------
@@ -313,13 +312,7 @@ async def test_batch_rows_fail_alone_and_progress_prints(served, upstream, jp_se
 async def test_the_progress_bar_moves_while_the_batch_runs_on_the_server(served, upstream, jp_serverapp,
                                                                         capsys):
     await jp_serverapp.extension_manager.start_all_extensions()
-    release = threading.Event()
-
-    def respond(rec):
-        if "held" in rec.user_texts()[-1]:
-            release.wait(60)
-        return Reply.text("done")
-    upstream.responder = respond
+    upstream.responder = held = HoldWhere("held")
     job = await asyncio.to_thread(claude_nb.batch, ["quick", "held"])
     waiting = asyncio.ensure_future(asyncio.to_thread(job.wait, poll_interval=0.1))
     printed, deadline = "", time.monotonic() + 120
@@ -329,7 +322,7 @@ async def test_the_progress_bar_moves_while_the_batch_runs_on_the_server(served,
             await asyncio.sleep(0.1)
             printed += capsys.readouterr().out
     finally:
-        release.set()
+        held.release()
     await waiting
     printed += capsys.readouterr().out
     assert "2/2 answered" in printed and f"Batch {job.id} ended" in printed

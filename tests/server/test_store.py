@@ -1,7 +1,6 @@
 """Batches, files and reports served by the Jupyter server, driven by the official SDK."""
 import asyncio
 import json
-import threading
 import time
 from datetime import datetime, timezone
 from decimal import Decimal
@@ -11,7 +10,7 @@ import pytest
 from tornado.httpclient import AsyncHTTPClient, HTTPClientError
 
 from claude_nb.service import files as files_logic
-from tests.support.fake_upstream import Reply
+from tests.support.fake_upstream import HoldWhere, Reply
 
 
 @pytest.fixture
@@ -128,13 +127,7 @@ async def test_cancel_and_delete(client, upstream, app):
 
 
 async def test_progress_moves_while_the_api_counts_wait_for_the_end(client, jp_fetch, upstream):
-    release = threading.Event()
-
-    def respond(rec):
-        if "held" in rec.user_texts()[-1]:
-            release.wait(60)
-        return Reply.text("done")
-    upstream.responder = respond
+    upstream.responder = held = HoldWhere("held")
 
     async def progress(batch_id):
         return json.loads((await jp_fetch("claude_nb", "batches", batch_id, "progress")).body)
@@ -151,7 +144,7 @@ async def test_progress_moves_while_the_api_counts_wait_for_the_end(client, jp_f
         # what the API itself says meanwhile: everything still processing
         assert (await client.messages.batches.retrieve(batch.id)).request_counts.processing == 2
     finally:
-        release.set()
+        held.release()
     await until_ended(client, batch.id)
     assert (await progress(batch.id))["answered"] == 2
     missing = await fetch(jp_fetch, "claude_nb", "batches", "msgbatch_nope", "progress")

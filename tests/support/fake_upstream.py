@@ -92,6 +92,24 @@ class Reply:
         return cls(status=status, error_type=error_type, error_message=message, **kw)
 
 
+class HoldWhere:
+    """A responder (`upstream.responder = HoldWhere("held")`) that keeps every request whose
+    latest user text contains `word` waiting until `release()`, and answers the others at once."""
+
+    def __init__(self, word: str, reply: Reply | None = None, *, limit: float = 60.0):
+        self.word, self.reply, self.limit = word, reply or Reply.text("done"), limit
+        self._released = threading.Event()
+
+    def __call__(self, rec: Recorded) -> Reply:
+        texts = rec.user_texts()
+        if texts and self.word in texts[-1]:
+            self._released.wait(self.limit)
+        return self.reply
+
+    def release(self) -> None:
+        self._released.set()
+
+
 def _chunks(text: str, size: int = 4):
     return [text[i:i + size] for i in range(0, len(text), size)] or [""]
 
