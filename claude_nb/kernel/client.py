@@ -13,6 +13,7 @@ from typing import Callable, Iterator
 from ..bridge.events import MessageAccumulator
 from ..protocol.models import DEFAULT_MAX_TOKENS, DEFAULT_MODEL
 from .errors import ClaudeError
+from .text_stream import TextStream
 from .transports import Transport, default_transport
 
 
@@ -41,7 +42,7 @@ class Answer:
                 "cached": self.cached}
 
 
-class AnswerStream:
+class AnswerStream(TextStream):
     """Iterate for the text as it arrives; `.answer` holds the whole `Answer` once done.
 
     `close()` (or leaving a `with` block, or an interrupt) stops the request: the server sees
@@ -61,20 +62,7 @@ class AnswerStream:
         self.cached = False
         self._iter = self._run()
 
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        return next(self._iter)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        self._iter.close()
+    def _release(self) -> None:
         close = getattr(self._events, "close", None)
         if close:
             close()

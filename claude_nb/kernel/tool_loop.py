@@ -14,12 +14,13 @@ from __future__ import annotations
 from dataclasses import replace
 from typing import Callable
 
+from .text_stream import TextStream
 from .tools import ToolOutcome, ToolSet
 
 DEFAULT_MAX_ROUNDS = 10
 
 
-class ToolLoopStream:
+class ToolLoopStream(TextStream):
     """Iterate for the text of every round as it arrives; `.answer` is the final `Answer`.
 
     `.answer.text` is the final round's text (the answer); its usage and cost add up every
@@ -47,20 +48,7 @@ class ToolLoopStream:
         self._current = None                 # the AnswerStream of the round in progress
         self._iter = self._run()
 
-    def __iter__(self):
-        return self
-
-    def __next__(self) -> str:
-        return next(self._iter)
-
-    def __enter__(self):
-        return self
-
-    def __exit__(self, *exc):
-        self.close()
-
-    def close(self) -> None:
-        self._iter.close()
+    def _release(self) -> None:
         if self._current is not None:
             self._current.close()
 
