@@ -92,19 +92,6 @@ def no_widgets_saved(cell) -> bool:
                    for o in cell.outputs)
 
 
-def results_in(request) -> list[dict]:
-    out = []
-    for message in request.messages:
-        if message["role"] == "user" and isinstance(message["content"], list):
-            for block in message["content"]:
-                if block.get("type") == "tool_result":
-                    content = block["content"]
-                    if isinstance(content, list):
-                        content = "".join(b.get("text", "") for b in content)
-                    out.append({"content": content, "is_error": bool(block.get("is_error"))})
-    return out
-
-
 def assert_no_credential_left(upstream):
     """Search everything upstream received, every request, headers included."""
     everything = "\n".join(json.dumps(r.body) + json.dumps(r.headers) for r in upstream.requests)
@@ -143,7 +130,7 @@ async def test_agent_in_a_kernel_approved_code_changes_the_namespace(kernel_env,
     client = await run(nb, dict(os.environ), tmp_path, clicks={1: ["Approve"]})
     assert client.asked == {1: 1}
     assert text_of(nb.cells[2]).strip() == "250"          # the approved code ran in the namespace
-    results = results_in(upstream.message_requests[-1])
+    results = upstream.message_requests[-1].tool_results()
     assert "sales: pandas.DataFrame, shape (3, 2)" in results[0]["content"]
     assert "api_key: str ([withheld: credential])" in results[0]["content"]
     assert "describe:" in results[1]["content"] and "north" in results[1]["content"]
@@ -248,12 +235,12 @@ async def test_agent_through_the_server_denied_and_injected_code_runs_nothing(
     # cell 5's two)
     requests = upstream.message_requests
     assert len(requests) == 7
-    denial = results_in(requests[1])[0]
+    denial = requests[1].tool_results()[0]
     assert denial["is_error"] and "The user denied it. Nothing was run." in denial["content"]
-    seen = results_in(requests[4])
+    seen = requests[4].tool_results()
     assert "IMPORTANT SYSTEM NOTICE" in seen[0]["content"]   # the model saw the injected text,
     assert seen[1]["is_error"] and "did not answer within 3 s" in seen[1]["content"]  # ran nothing
     assert "North sold 120." in text_of(nb.cells[5])
-    assert results_in(upstream.message_requests[-1]) == [{"content": "120", "is_error": False}]
+    assert upstream.message_requests[-1].tool_results() == [{"content": "120", "is_error": False}]
     assert_no_credential_left(upstream)
     assert no_widgets_saved(nb.cells[1]) and no_widgets_saved(nb.cells[3])

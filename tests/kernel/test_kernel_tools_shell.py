@@ -10,29 +10,13 @@ import sys
 from typing import Literal
 
 import pytest
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from traitlets.config import Config
 
 from claude_nb import Claude, claude
 from claude_nb.kernel.credentials import Scrubber, looks_like_credential, scrub_assignments
 from claude_nb.kernel.tools import FunctionTool, parse_docstring
 from claude_nb.kernel.transports import HttpTransport, discover
 from tests.support.fake_upstream import Reply
-
-
-def tool_results(upstream) -> list[dict]:
-    """Every tool_result block upstream received, in order (the latest request holds all)."""
-    out = []
-    for message in upstream.message_requests[-1].messages:
-        if message["role"] == "user" and isinstance(message["content"], list):
-            for block in message["content"]:
-                if block.get("type") == "tool_result":
-                    content = block["content"]
-                    if isinstance(content, list):
-                        content = "".join(b.get("text", "") for b in content)
-                    out.append({"content": content, "is_error": bool(block.get("is_error"))})
-    return out
 
 
 def everything_sent(upstream) -> str:
@@ -92,7 +76,7 @@ def test_python_functions_as_tools_in_process(local, upstream):
     assert answer.rounds == 3 and calls == [("bread", 2)]
     assert [c["name"] for c in answer.tool_calls] == ["get_weather", "lookup_price", "get_weather"]
     # what the kernel sent back: each result, the bad call as an is_error result
-    results = tool_results(upstream)
+    results = upstream.message_requests[-1].tool_results()
     assert results[0] == {"content": "18 degrees C and sunny in Paris", "is_error": False}
     assert json.loads(results[1]["content"]) == {"item": "bread", "total": 5.0}
     assert results[2]["is_error"] and "Unknown argument(s) for get_weather: town" in results[2]["content"]
@@ -113,7 +97,7 @@ def test_message_stream_with_tools_yields_every_rounds_text(local, upstream):
                   Reply.text("It failed, sorry."))
     pieces = list(claude.message_stream("go", tools=[fails]))
     assert "".join(pieces) == "Trying.\n\nIt failed, sorry."
-    assert tool_results(upstream) == [{"content": "RuntimeError: disk on fire", "is_error": True}]
+    assert upstream.message_requests[-1].tool_results() == [{"content": "RuntimeError: disk on fire", "is_error": True}]
 
 
 def test_tool_rounds_are_capped(local, upstream):
@@ -137,7 +121,8 @@ async def test_python_functions_as_tools_through_the_server(served, upstream):
                   Reply.text("Lima: sunny."))
     text = await asyncio.to_thread(Claude().message, "Weather in Lima?", tools=[get_weather])
     assert text == "Lima: sunny."
-    assert tool_results(upstream) == [{"content": "18 degrees F and sunny in Lima", "is_error": False}]
+    assert upstream.message_requests[-1].tool_results() == \
+        [{"content": "18 degrees F and sunny in Lima", "is_error": False}]
 
 
 def test_mixing_functions_and_definitions_is_refused(local):
@@ -159,26 +144,6 @@ def test_credential_names_and_scrubbing():
 
 
 # -- a shell with the extension ---------------------------------------------------------------------
-@pytest.fixture
-def make_shell(local):
-    shells = []
-
-    def make(**config):
-        InteractiveShell.clear_instance()
-        cfg = Config()
-        for key, value in config.items():
-            setattr(cfg.ClaudeMagics, key, value)
-        shell = InteractiveShell.instance(config=cfg)
-        shell.extension_manager.load_extension("claude_nb")
-        shells.append(shell)
-        return shell
-    yield make
-    for shell in shells:
-        shell.extension_manager.unload_extension("claude_nb")
-        shell.history_manager.end_session()
-        shell.clear_instance()
-
-
 def test_fix_sends_the_failing_cell_and_its_traceback(make_shell, upstream):
     ip = make_shell()
     ip.run_cell("values = [1, 2, 3]", store_history=True)
@@ -254,7 +219,7 @@ def test_agent_reads_the_kernel_and_runs_approved_code_in_a_terminal(make_shell,
     with capture_output() as cap:
         ip.run_cell_magic("claude", "--agent", "What is the total of sales?")
     assert ip.user_ns["total"] == 200                       # approved: the namespace changed
-    results = tool_results(upstream)
+    results = upstream.message_requests[-1].tool_results()
     listing = results[0]["content"]
     assert "sales: pandas.DataFrame, shape (2, 2)" in listing
     assert "api_key: str ([withheld: credential])" in listing and "pd" not in listing.split()
@@ -284,7 +249,7 @@ def test_agent_denied_or_never_runs_nothing(make_shell, upstream, monkeypatch):
     with capture_output():
         ip.run_cell_magic("claude", "--agent", "set the flag")
     assert "flag" not in ip.user_ns
-    result = tool_results(upstream)[0]
+    result = upstream.message_requests[-1].tool_results()[0]
     assert result["is_error"] and "The user denied it. Nothing was run." in result["content"]
     upstream.reset()
     ip.run_line_magic("config", "ClaudeMagics.agent_run = 'never'")
@@ -292,7 +257,7 @@ def test_agent_denied_or_never_runs_nothing(make_shell, upstream, monkeypatch):
     with capture_output():
         ip.run_cell_magic("claude", "--agent", "set the flag")
     assert "flag" not in ip.user_ns
-    assert "agent_run = 'never'" in tool_results(upstream)[0]["content"]
+    assert "agent_run = 'never'" in upstream.message_requests[-1].tool_results()[0]["content"]
 
 
 def test_agent_function_and_always_mode(make_shell, upstream):

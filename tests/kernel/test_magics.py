@@ -6,33 +6,10 @@ import sys
 
 import pytest
 from IPython.core.error import UsageError
-from IPython.core.interactiveshell import InteractiveShell
 from IPython.utils.capture import capture_output
-from traitlets.config import Config
 
 from claude_nb.kernel.templating import expand_variables, fill_template
 from tests.support.fake_upstream import Reply
-
-
-@pytest.fixture
-def make_shell(local):
-    shells = []
-
-    def make(**config):
-        # the singleton: IPython's display() publishes through InteractiveShell.instance()
-        InteractiveShell.clear_instance()
-        cfg = Config()
-        for key, value in config.items():
-            setattr(cfg.ClaudeMagics, key, value)
-        shell = InteractiveShell.instance(config=cfg)
-        shell.extension_manager.load_extension("claude_nb")
-        shells.append(shell)
-        return shell
-    yield make
-    for shell in shells:
-        shell.extension_manager.unload_extension("claude_nb")
-        shell.history_manager.end_session()
-        shell.clear_instance()
 
 
 @pytest.fixture

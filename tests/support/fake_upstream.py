@@ -48,6 +48,19 @@ class Recorded:
         tools = (self.body or {}).get("tools") or [] if isinstance(self.body, dict) else []
         return [t for t in tools if t.get("name") != "DeferredToolPlaceholder"]
 
+    def tool_results(self) -> list[dict]:
+        """Every tool_result block of the user turns, in order: its text and whether it is an error."""
+        out = []
+        for message in self.messages:
+            if message["role"] == "user" and isinstance(message["content"], list):
+                for block in message["content"]:
+                    if block.get("type") == "tool_result":
+                        content = block["content"]
+                        if isinstance(content, list):
+                            content = "".join(b.get("text", "") for b in content)
+                        out.append({"content": content, "is_error": bool(block.get("is_error"))})
+        return out
+
     def asks_for_thinking(self) -> bool:
         thinking = (self.body or {}).get("thinking") if isinstance(self.body, dict) else None
         return bool(thinking) and thinking.get("type") != "disabled"
