@@ -77,9 +77,16 @@ class ClaudeBridge(LoggingConfigurable):
     pool_enabled = Bool(True, config=True,
                         help="Keep pre-started CLI processes warm (first token in tens of ms instead "
                              "of ~0.5 s). Off: every request starts its own process.")
-    pool_max_idle = Int(2, config=True,
-                        help="Pre-started processes kept waiting at most (each ~160 MiB), chat "
-                             "sessions included; on top of max_concurrency running ones.")
+    pool_max_idle = Int(6, config=True,
+                        help="Processes kept waiting at most, chat sessions included; on top of "
+                             "max_concurrency running ones. Beyond the pre-started ones (see "
+                             "pool_prestart) only processes that already answered wait here, "
+                             "each for the next request of its shape (each ~150-220 MiB RSS, "
+                             "~85 MiB of it its own), until pool_idle_timeout.")
+    pool_prestart = Int(2, config=True,
+                        help="Processes started before a request asks for them (at server start, "
+                             "and to fill up after a burst) at most, counted among those waiting "
+                             "that have not answered yet.")
     pool_idle_timeout = Float(600.0, config=True,
                               help="Seconds a waiting process (or a chat session's) is kept unused "
                                    "before it is ended.")

@@ -20,12 +20,15 @@ The rules:
   takes is replaced in the background (by a spare where spares fit every shape); a miss marks
   its kind as wanted, so the next such request finds one warm.
 - At most `ClaudeBridge.pool_max_idle` processes wait (idle, starting, kept for a chat, being
-  rewound or retired). Room under that cap is filled with the kind wanted last, so a burst of
-  requests like the last one finds up to `pool_max_idle` warm processes, not one. Running ones
-  are capped by the bridge's limiter, so the total never exceeds `max_concurrency +
-  pool_max_idle`. When room is needed, the kind used least recently goes; when a wanted kind
-  finds the room held by chats' kept processes, the oldest chat's process goes (the chat
-  resumes cold).
+  rewound or retired). Of those, at most `pool_prestart` are started ahead of a request that
+  asks for them: at prewarm, and after a burst, room is filled with the kind wanted last until
+  that many wait unused, so a burst of requests like the last one finds several warm
+  processes, not one. The rest of the room holds processes that answered and wait for their
+  shape again, so several shapes taking turns are each answered by a process of their own, with
+  memory spent only on shapes in use. Running ones are capped by the bridge's limiter, so the
+  total never exceeds `max_concurrency + pool_max_idle`. When room is needed, the kind used
+  least recently goes; when a wanted kind finds the room held by chats' kept processes, the
+  oldest chat's process goes (the chat resumes cold).
 - Waiting processes retire after `pool_idle_timeout`; one that died (or was killed from
   outside) is noticed, dropped and replaced, and is never handed to a request. One whose setup
   or rewind is refused is closed and the request starts cold.
@@ -184,6 +187,10 @@ class ProcessPool:
     @property
     def max_idle(self) -> int:
         return max(0, int(self.bridge.pool_max_idle))
+
+    @property
+    def max_prestart(self) -> int:
+        return max(0, min(self.max_idle, int(self.bridge.pool_prestart)))
 
     @property
     def idle_timeout(self) -> float:
@@ -409,6 +416,7 @@ class ProcessPool:
         return {"idle": len(self.idle), "sessions": len(self.sessions), "starting": len(self.starting),
                 "closing": len(self.closing),
                 "spares": sum(1 for e in self.idle if e.key.spare), "max_idle": self.max_idle,
+                "prestart": self.max_prestart,
                 "wanted": len(self._demand), **self.counts}
 
     @property
@@ -464,6 +472,10 @@ class ProcessPool:
     def _occupied(self) -> int:
         return len(self.idle) + len(self.sessions) + len(self.starting) + len(self.closing)
 
+    def _unused(self) -> int:
+        """Processes started ahead that have not answered a request yet (starting or waiting)."""
+        return len(self.starting) + sum(1 for e in self.idle if e.proc.turns == 0)
+
     def _take_idle(self, key: PoolKey) -> Waiting | None:
         # The oldest first: it has had the longest to get ready.
         for entry in sorted((e for e in self.idle if e.key == key), key=lambda e: e.since):
@@ -517,10 +529,11 @@ class ProcessPool:
                 if self._occupied() >= self.max_idle:
                     continue
             await self._spawn(key)
-        # Room left under the cap: fill it with the spec wanted last, so a burst of requests
-        # like the last one finds as many warm processes as the cap allows. Only once demand
-        # has outrun supply (or at prewarm): a script's lone calls keep one process.
-        while self._filling and not self._closed and self._occupied() < self.max_idle:
+        # Room left under the caps: fill it with the spec wanted last, so a burst of requests
+        # like the last one finds up to `pool_prestart` warm processes. Only once demand has
+        # outrun supply (or at prewarm): a script's lone calls keep one process.
+        while (self._filling and not self._closed and self._occupied() < self.max_idle
+               and self._unused() < self.max_prestart):
             key = self._latest_demand()
             if key is None or not await self._spawn(key):
                 return       # a process that cannot start now is not retried in a tight loop

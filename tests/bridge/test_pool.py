@@ -81,10 +81,10 @@ def idle_pids(bridge):
 
 
 async def warm(bridge, template=None):
-    """Prewarm one spec; the pool fills its idle cap with it."""
+    """Prewarm one spec; the pool starts `pool_prestart` processes of it (within the idle cap)."""
     bridge.pool_prewarm = [template or {"model": "sonnet", "max_tokens": 64}]
     await bridge.start_pool()
-    await wait_until(lambda: len(bridge.pool.idle) >= bridge.pool_max_idle, what="the warm processes")
+    await wait_until(lambda: len(bridge.pool.idle) >= bridge.pool.max_prestart, what="the warm processes")
 
 
 def die_after_taking_a_turn(proc):
@@ -232,9 +232,10 @@ async def test_chat_process_dying_as_it_takes_the_next_turn_does_not_fail_it(bri
         bridge, upstream, "chat-9", lambda pid: die_after_taking_a_turn(bridge.pool.sessions["chat-9"].proc))
 
 
-async def test_prewarm_fills_the_idle_cap_and_a_burst_finds_every_process_warm(bridge, upstream):
-    bridge.pool_max_idle = 3
+async def test_prewarm_starts_the_prestart_count_and_a_burst_finds_every_process_warm(bridge, upstream):
+    bridge.pool_max_idle, bridge.pool_prestart = 5, 3
     await warm(bridge)
+    await wait_until(lambda: settled(bridge.pool), what="the fill to end")
     assert len(idle_pids(bridge)) == 3 and len({e.key for e in bridge.pool.idle}) == 1
     answers = await asyncio.gather(*(bridge.create(body(f"q{i}")) for i in range(3)))
     assert [a["content"][0]["text"] for a in answers] == [f"You said: q{i}" for i in range(3)]
@@ -242,7 +243,7 @@ async def test_prewarm_fills_the_idle_cap_and_a_burst_finds_every_process_warm(b
 
 
 async def test_more_requests_of_a_shape_than_warm_processes_fill_the_cap(bridge, upstream):
-    bridge.pool_max_idle = 3
+    bridge.pool_max_idle = bridge.pool_prestart = 3
     await bridge.create(body("first"))          # cold, and its replacement (and itself, rewound)
     await wait_until(lambda: settled(bridge.pool), what="the replacement")
     warm_now = len(bridge.pool.idle)
@@ -251,6 +252,36 @@ async def test_more_requests_of_a_shape_than_warm_processes_fill_the_cap(bridge,
     await asyncio.gather(*(bridge.create(body(f"q{i}")) for i in range(warm_now + 1)))
     assert bridge.pool.counts["misses"] == 2
     await wait_until(lambda: len(bridge.pool.idle) == 3, what="the cap to fill")
+
+
+async def test_shapes_taking_turns_each_keep_a_warm_process_at_the_defaults(bridge, upstream, cli_env):
+    # What SDK apps and notebooks with several models send: four shapes, one after another.
+    await warm(bridge)
+    await wait_until(lambda: settled(bridge.pool), what="the prewarm to end")
+    assert len(bridge.pool.idle) == bridge.pool_prestart == 2     # not the whole idle cap (6)
+    shapes = [{"model": "opus", "system": "Answer in one short sentence."},
+              {"model": "sonnet", "system": "Réponds en français."},
+              {"model": "opus"},
+              {"model": "sonnet", "max_tokens": 100}]
+
+    async def one_round(label):
+        for i, shape in enumerate(shapes):
+            answer = await bridge.create(body(f"{label} {i}", **shape))
+            assert answer["content"][0]["text"] == f"You said: {label} {i}"
+            await wait_until(lambda: settled(bridge.pool) and not bridge.live, what="the pool to settle")
+            assert len(bridge.pool.processes()) <= bridge.pool_max_idle
+
+    await one_round("seen")
+    before = dict(bridge.pool.counts)
+    await one_round("again")
+    await one_round("and again")
+    assert bridge.pool.counts["misses"] == before["misses"]       # every one answered warm
+    if reuses_processes(cli_env):                                 # by the process that answered it last time
+        assert bridge.pool.counts["reused"] - before["reused"] == 2 * len(shapes)
+        assert bridge.pool.counts["started"] == before["started"]
+    # each upstream request held its own turn, as from a fresh process
+    assert [r.user_texts() for r in upstream.message_requests[-8:]] == \
+        [[f"{label} {i}"] for label in ("again", "and again") for i in range(4)]
 
 
 async def test_burst_of_requests_stays_within_the_caps(bridge, upstream, cli_env, cli_before):
