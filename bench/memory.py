@@ -94,10 +94,10 @@ def main() -> None:
 
         warm = sandbox.server()
         warm.wait_pool_idle()
-        with httpx.Client() as client:          # a second spec in use: the pool holds two
+        with httpx.Client() as client:          # one shape in use: its process, rewound, waits too
             stream_request(client, warm, message("warm-up"))
         warm_idle = settle(warm, sandbox.cli, 2)
-        describe("pool on, idle (2 warm)", warm_idle)
+        describe(f"pool on, idle ({len(warm_idle['clis'])} warm)", warm_idle)
         warm_load = under_load(sandbox, warm, sandbox.cli, args.load, args.answer_seconds)
         describe(f"pool on, {args.load} streams (peak)", warm_load["peak"])
         warm.stop()
@@ -115,7 +115,7 @@ def main() -> None:
     print(f"  the warm pool costs (idle, pool on - pool off): "
           f"{mib(warm_idle['total_pss'] - cold_idle['total_pss'])} PSS")
     print(f"  CLI processes at the pool-on peak: {len(warm_load['busiest']['clis'])} "
-          f"(at most max_concurrency 4 answering + pool_max_idle 2 waiting)")
+          f"(at most max_concurrency 4 answering + pool_max_idle 6 waiting, 2 of them pre-started)")
 
 
 if __name__ == "__main__":

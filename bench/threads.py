@@ -44,7 +44,7 @@ def threaded_turn(client: httpx.Client, server, messages: list, thread: dict) ->
 
 
 def measure(sandbox: Sandbox, runs: int, pause: float) -> dict:
-    server = sandbox.server()                      # defaults: pool on, pool_max_idle 2
+    server = sandbox.server()                      # defaults: pool on, pool_max_idle 6, pool_prestart 2
     server.wait_pool_idle()
     out = {"continue, kept process": [], "replay: create with the whole history": [],
            "cold claude -p": []}

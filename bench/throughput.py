@@ -124,7 +124,7 @@ def main() -> None:
     parser.add_argument("--pause", type=float, default=1.0)
     parser.add_argument("--cold", action="store_true", help="also measure with the pool off")
     parser.add_argument("--max-idle", type=int, default=None,
-                        help="c.ClaudeBridge.pool_max_idle for the pool-on server (default: its default, 2)")
+                        help="c.ClaudeBridge.pool_max_idle for the pool-on server (default: its default, 6)")
     args = parser.parse_args()
     ks = [int(k) for k in args.concurrency.split(",")]
     print(f"throughput: {common.machine()}; cap {CAP}; answers streamed over {args.answer_seconds:g} s")
