@@ -179,6 +179,28 @@ async def test_chat_over_http_keeps_its_process_until_the_session_ends(served, u
     assert hits == 1 and kept_before and not kept_after
 
 
+async def test_a_chat_that_starts_a_new_thread_lets_the_old_ones_process_go(served, upstream, jp_serverapp):
+    # A %%claude cell with its own --system cannot continue the chat's thread: the whole history
+    # goes under a new thread, and the old thread's kept CLI process is not left waiting.
+    client, key = Claude(), "magic-test-2"
+
+    def chat():
+        history = [{"role": "user", "content": "remember 42"}]
+        first = client.answer(messages=history, session=key)
+        pool = server_bridge(jp_serverapp).pool
+        kept_first = list(pool.sessions)
+        history += [{"role": "assistant", "content": first.text},
+                    {"role": "user", "content": "what number?"}]
+        second = client.answer(messages=history, session=key, system="Answer with the number only.")
+        return second.text, kept_first, list(pool.sessions)
+
+    text, kept_first, kept_now = await asyncio.to_thread(chat)
+    assert text == "You said: what number?"
+    sent = upstream.message_requests[-1]
+    assert sent.user_texts() == ["remember 42", "what number?"] and "number only" in sent.system_text()
+    assert len(kept_first) == 1 and len(kept_now) == 1 and kept_now != kept_first
+
+
 async def test_message_stream_over_http_yields_pieces(served, upstream):
     upstream.push(Reply.text("The quick brown fox jumps over the lazy dog."))
     pieces = await asyncio.to_thread(lambda: list(claude_nb.claude.message_stream("go")))

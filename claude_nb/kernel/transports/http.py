@@ -188,6 +188,8 @@ class HttpTransport(Transport):
                 if exc.error_code not in REPLAY_ERROR_CODES:
                     raise
         threaded = True
+        if response is None and held is not None:
+            self._release_thread(held)      # its kept CLI process would otherwise wait for nothing
         if response is None:
             try:
                 response = self.open("POST", "v1/messages", accept="text/event-stream",
@@ -225,10 +227,18 @@ class HttpTransport(Transport):
     def cli_status(self) -> dict:
         return self.request("GET", "health")["cli"]
 
+    def _release_thread(self, held: HeldChat) -> None:
+        """Drop a chat's thread on the server, and the CLI process kept for it (best effort:
+        one already gone is a 404)."""
+        try:
+            self.request("DELETE", "claude_nb/threads/" + quote(held.previous_message_id, safe=""))
+        except ClaudeError:
+            pass
+
     def end_session(self, session: str) -> None:
         held = self.chats.pop(session, None)
         if held is not None:       # the thread and the CLI process kept for it
-            self.request("DELETE", "claude_nb/threads/" + quote(held.previous_message_id, safe=""))
+            self._release_thread(held)
         elif not self._threads_supported:
             self.request("DELETE", "claude_nb/sessions/" + quote(session, safe=""))
 
