@@ -11,13 +11,16 @@ Each thread has a key in the bridge's pool. After a plain answer the pool keeps 
 that gave it (see pool.py, chat sessions), so the next continue is one line on that process's
 stdin; without one (evicted for room, retired idle, or after a tool call) the bridge resumes the
 conversation from a synthetic transcript, removed after the run. Threads live in memory only,
-at most `ttl` seconds after their last use and `max_threads` at once. A thread that is gone
+at most `ttl` seconds after their last use (a timer drops them, and their kept processes, even
+when no request comes), `max_threads` at once and `max_bytes` of conversation in all, least
+recently used dropped first. A thread that is gone
 answers `thread_not_found`, on which the SDK replays the whole conversation under a new
 thread, so dropping one is always safe.
 """
 from __future__ import annotations
 
 import asyncio
+import json
 import time
 import uuid
 from dataclasses import dataclass, field
@@ -49,6 +52,7 @@ class HeldThread:
     message_ids: set = field(default_factory=set)    # every response of the thread
     last_used: float = field(default_factory=time.monotonic)
     continuing: bool = False   # a continue from `head` is running
+    size: int = 0              # bytes of `create_only` and `messages` as JSON
 
 
 @dataclass(eq=False)
@@ -69,6 +73,10 @@ class MessageThreads(LoggingConfigurable):
     max_threads = Int(1000, config=True,
                       help="Message threads held at once (in memory); beyond that the least "
                            "recently used one is dropped.")
+    max_bytes = Int(256 * 2**20, config=True,
+                    help="Bytes of conversation (as JSON) all held threads may take together; "
+                         "beyond that the least recently used are dropped. A conversation larger "
+                         "than this on its own is answered but not held.")
 
     def __init__(self, bridge, **kwargs):
         super().__init__(**kwargs)
@@ -77,6 +85,8 @@ class MessageThreads(LoggingConfigurable):
         self._by_message: dict[str, HeldThread] = {}       # response id -> its thread
         self._answering: dict[str, asyncio.Future] = {}    # response id -> settles with its turn
         self._endings: set[asyncio.Task] = set()
+        self._bytes = 0                                    # sum of the held threads' sizes
+        self._expiry: asyncio.TimerHandle | None = None
         self.counts = {"created": 0, "continued": 0, "dropped": 0}
 
     # -- requests -------------------------------------------------------------------------
@@ -137,11 +147,16 @@ class MessageThreads(LoggingConfigurable):
         self._expire()
         return {"held": len(self._threads),
                 "continuing": sum(1 for t in self._threads.values() if t.continuing),
-                "ttl": self.ttl, "max_threads": self.max_threads, **self.counts}
+                "bytes": self._bytes, "ttl": self.ttl, "max_threads": self.max_threads,
+                "max_bytes": self.max_bytes, **self.counts}
 
     async def close(self) -> None:
+        if self._expiry is not None:
+            self._expiry.cancel()
+            self._expiry = None
         self._threads.clear()
         self._by_message.clear()
+        self._bytes = 0
         await asyncio.gather(*list(self._endings), return_exceptions=True)
 
     # -- the registry ---------------------------------------------------------------------
@@ -186,20 +201,26 @@ class MessageThreads(LoggingConfigurable):
         if held is None or held.key not in self._threads:
             # A new thread (or one dropped while it answered: it starts again from here).
             held = HeldThread(key=turn.key, create_only=turn.create_only, messages=messages,
-                              head=message_id)
+                              head=message_id, size=_json_size(turn.create_only, messages))
+            self._bytes += held.size
             self.counts["created"] += 1
         else:
+            # Only what this turn added is measured: a long history is not re-encoded per turn.
+            added = _json_size(messages[len(held.messages):])
             held.messages, held.head, held.continuing = messages, message_id, False
+            held.size += added
+            self._bytes += added
             self.counts["continued"] += 1
         held.message_ids.add(message_id)
         self._by_message[message_id] = held
         self._touch(held)
-        while len(self._threads) > max(1, self.max_threads):
+        while len(self._threads) > max(1, self.max_threads) or self._bytes > self.max_bytes:
             oldest = next((t for t in self._threads.values() if not t.continuing), None)
             if oldest is None:
                 break
             self._drop(oldest)
-        return True
+        self._schedule_expiry()
+        return held.key in self._threads
 
     def _release(self, turn: ThreadTurn) -> None:
         """A turn that failed (or was cancelled): the thread stays where it was."""
@@ -219,8 +240,22 @@ class MessageThreads(LoggingConfigurable):
             if not held.continuing and now - held.last_used > self.ttl:
                 self._drop(held)
 
+    def _schedule_expiry(self) -> None:
+        """One timer, due when the least recently used thread's `ttl` runs out."""
+        if self._expiry is not None or not self._threads:
+            return
+        oldest = next(iter(self._threads.values()))
+        delay = max(0.0, oldest.last_used + self.ttl - time.monotonic()) + 0.05
+        self._expiry = asyncio.get_running_loop().call_later(delay, self._expiry_due)
+
+    def _expiry_due(self) -> None:
+        self._expiry = None
+        self._expire()
+        self._schedule_expiry()
+
     def _drop(self, held: HeldThread, end_process: bool = True) -> None:
-        self._threads.pop(held.key, None)
+        if self._threads.pop(held.key, None) is not None:
+            self._bytes -= held.size
         for message_id in held.message_ids:
             if self._by_message.get(message_id) is held:
                 del self._by_message[message_id]
@@ -233,3 +268,7 @@ class MessageThreads(LoggingConfigurable):
         task = asyncio.ensure_future(self.bridge.end_session(key))
         self._endings.add(task)
         task.add_done_callback(self._endings.discard)
+
+
+def _json_size(*parts) -> int:
+    return sum(len(json.dumps(part, ensure_ascii=False, separators=(",", ":"))) for part in parts)

@@ -178,6 +178,40 @@ async def test_expired_thread_is_not_found_and_replayed(cli_env, upstream, sdk_b
     assert upstream.message_requests[-1].user_texts() == ["before the pause", "after the pause"]
 
 
+async def test_threads_over_the_byte_cap_go_least_recent_first(cli_env, upstream, sdk_base, token,
+                                                                claude_app):
+    claude_app.threads.max_bytes = 4000          # room for one of these conversations, not two
+    client = sdk(sdk_base, token)
+    sent = recording(client)
+    first = client.beta.messages.thread(model="sonnet", max_tokens=64)
+    await first.send({"role": "user", "content": "alpha " * 200})
+    first_key = key_of(claude_app, first)
+    held = claude_app.threads.stats()
+    assert held["held"] == 1 and 2400 < held["bytes"] <= 4000
+    other = client.beta.messages.thread(model="sonnet", max_tokens=64)
+    await other.send({"role": "user", "content": "omega " * 200})
+    stats = claude_app.threads.stats()
+    assert stats["held"] == 1 and stats["bytes"] <= 4000
+    await wait_until(lambda: first_key not in pool_of(claude_app).sessions,
+                     what="the dropped thread's process to end")
+    reply = await first.send({"role": "user", "content": "alpha again"})
+    assert reply.content[0].text == "You said: alpha again"
+    assert sent[-2:] == [("continue", 404), ("create", 200)]      # replayed by the SDK
+    assert upstream.message_requests[-1].user_texts() == ["alpha " * 200, "alpha again"]
+
+
+async def test_an_expired_thread_lets_its_process_go_without_another_request(
+        cli_env, upstream, sdk_base, token, claude_app):
+    claude_app.threads.ttl = 0.5
+    thread = sdk(sdk_base, token).beta.messages.thread(model="sonnet", max_tokens=64)
+    await thread.send({"role": "user", "content": "then silence"})
+    key = key_of(claude_app, thread)
+    assert key in pool_of(claude_app).sessions
+    # nothing is sent (and /health not read): the thread's own timer drops it and its process
+    await wait_until(lambda: key not in pool_of(claude_app).sessions, what="the expired thread's process")
+    assert not claude_app.threads._threads
+
+
 # -- on the wire ----------------------------------------------------------------------------
 def request(text="hello", **kw):
     return {"model": "sonnet", "max_tokens": 64, "messages": [{"role": "user", "content": text}], **kw}
