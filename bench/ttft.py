@@ -2,8 +2,10 @@
 on the same upstream (and the server with the pool off), interleaved run by run.
 
 Also, through the same server: the second turn of a chat that keeps its process (the
-`claude-nb-session` header, as `%%claude` cells send it) against the same turn without the
-header (its history resumed from a transcript).
+`claude-nb-session` header, as `%%claude` cells send it), and of a conversation sent whole each
+turn with no header at all (as the SDK without threads and LangChain send it: continued on the
+process that gave the first answer), against the same turn resumed from a transcript (its first
+turn's process held by another session, so nothing can continue it).
 
     /tmp/venv/bin/python bench/ttft.py [--runs 15] [--pause 1.0] [--no-chat]
 
@@ -52,7 +54,8 @@ def chat_body(history: list[dict]) -> dict:
 def chat_ttfts(sandbox: Sandbox, runs: int, pause: float) -> dict[str, list[float]]:
     """Second chat turn through the server: kept process (session header) vs transcript resume."""
     server = sandbox.servers[0]
-    out = {"chat turn 2, session kept": [], "chat turn 2, resumed cold": []}
+    out = {"chat turn 2, session kept": [], "chat turn 2, no header": [],
+           "chat turn 2, resumed cold": []}
     with httpx.Client() as client:
         for i in range(runs):
             session = {"claude-nb-session": f"bench-chat-{i}"}
@@ -67,6 +70,13 @@ def chat_ttfts(sandbox: Sandbox, runs: int, pause: float) -> dict[str, list[floa
             out["chat turn 2, session kept"].append(
                 stream_request(client, server, chat_body(history), session)["ttft"])
             client.delete(server.url + f"claude_nb/sessions/bench-chat-{i}", headers=server.headers)
+            time.sleep(pause)
+            plain = [{"role": "user", "content": f"my name is Grace {i}"}]
+            answer = stream_request(client, server, chat_body(plain))
+            plain += [{"role": "assistant", "content": answer["text"]},
+                      {"role": "user", "content": "what is my name?"}]
+            time.sleep(pause)
+            out["chat turn 2, no header"].append(stream_request(client, server, chat_body(plain))["ttft"])
     out["_pool"] = server.health().get("pool")
     return out
 
@@ -101,6 +111,7 @@ def main() -> None:
             chat = chat_ttfts(sandbox, max(3, args.runs // 2), args.pause)
             print()
             report(chat, "chat turn 2, resumed cold", ["chat turn 2, session kept",
+                                                       "chat turn 2, no header",
                                                        "chat turn 2, resumed cold"])
             print(f"server pool counters: {chat['_pool']}")
 

@@ -166,7 +166,9 @@ class ClaudeBridge(LoggingConfigurable):
                       session: str | None) -> AsyncIterator[dict]:
         await self._check_cli_once()
         plan = plan_request(body, resolve_file=self.file_resolver)
-        pool = self._active_pool() if session else None
+        # Every request's answer is followed (a chat's, and any other's: a later request may
+        # continue its conversation on the process that gave it).
+        pool = self._active_pool()
         turn = pool.chat_turn(session, plan) if pool is not None else None
         deadline = time.monotonic() + self.request_timeout
         async with self.limiter.slot(BACKGROUND if background else LIVE):
@@ -436,15 +438,20 @@ class ClaudeBridge(LoggingConfigurable):
         finally:
             watchdog.cancel()
             self.live.discard(proc)
-            kept = (not expired and turn is not None and error is None and result is not None
+            chat = turn is not None and turn.session is not None
+            kept = (not expired and chat and error is None and result is not None
                     and self.pool is not None and await self.pool.keep(turn, proc))
-            if (not kept and not expired and turn is None and error is None and result is not None
-                    and not transcript and self.pool is not None and not self.pool.closed
+            if (not kept and not expired and not chat and error is None and result is not None
+                    and self.pool is not None and not self.pool.closed
                     and result.get("subtype") == "success" and translator.finished
                     and not translator.cut and not translator.saw_client_tool):
-                # Answered cleanly: where the CLI can, it goes back to an empty conversation
-                # and waits for the next request of this spec.
-                kept = await self.pool.recycle(proc, plan.spec)
+                # Answered cleanly: where the CLI can, it waits holding the conversation (the
+                # next request may continue it), or back at an empty one for a new request.
+                # Only a one-exchange conversation rewinds to empty: after a continued turn
+                # 2.1.332 answers the rewind to the first turn with "stale target" (measured).
+                history = turn.history_after() if turn is not None else None
+                rewindable = not transcript and (history is None or len(history) == 2)
+                kept = await self.pool.recycle(proc, plan.spec, history, rewindable=rewindable)
             if not kept:
                 await proc.close(graceful=result is not None)
             if transcript:

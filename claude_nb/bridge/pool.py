@@ -13,9 +13,12 @@ What waits (spares.py has what each CLI version allows, as measured):
 
 The rules:
 - Nothing of a request reaches the next one. Where the CLI can go back to an empty
-  conversation (`rewind_conversation`, 2.1.332), a process that answered cleanly is rewound and
-  waits, shaped, for the next request of its exact spec (the recording upstream shows that
-  request is what a fresh process sends); everything else serves ONE request and is closed.
+  conversation (`rewind_conversation`, 2.1.332), a process that answered cleanly waits, shaped,
+  holding the conversation it answered: a request whose history is exactly that conversation
+  plus one new user turn continues it (one line on its stdin, with no session header: what the
+  SDK without threads and LangChain send), and a request of a new conversation rewinds it first
+  (the recording upstream shows that request is what a fresh process sends). A process resumed
+  from a transcript only continues. Everything else serves ONE request and is closed.
 - A request takes a shaped process of its spec, else a spare it fits, else starts cold. What it
   takes is replaced in the background (by a spare where spares fit every shape); a miss marks
   its kind as wanted, so the next such request finds one warm.
@@ -76,13 +79,15 @@ class PoolKey:
 
 @dataclass(eq=False)
 class Waiting:
-    """A started process waiting for a request (or, with `history`, for a chat's next turn)."""
+    """A started process waiting for a request (or, with `history`, for the next turn of the
+    conversation it holds: a chat's, or, without `session`, whichever request continues it)."""
     proc: CliProcess
     key: PoolKey
     since: float
     history: list | None = None
     session: str | None = None
     watcher: asyncio.Task | None = None
+    rewindable: bool = True      # with `history`: can go back to an empty conversation
 
 
 def spec_for_template(template: dict) -> LaunchSpec:
@@ -129,10 +134,11 @@ def _exited(proc: CliProcess) -> bool:
 
 
 class ChatTurn:
-    """One request of a chat session. It sees the events the client got, so the pool can tell
-    afterwards what the CLI's history holds and whether the next request continues it."""
+    """One request, of a chat session (`session`) or not (None). It sees the events the client
+    got, so the pool can tell afterwards what the CLI's history holds and whether the next
+    request continues it."""
 
-    def __init__(self, session: str, plan: RunPlan, epoch: int):
+    def __init__(self, session: str | None, plan: RunPlan, epoch: int):
         self.session = session
         self.plan = plan
         self.epoch = epoch
@@ -166,7 +172,7 @@ class ProcessPool:
         self.starting: set[CliProcess] = set()
         self.closing: dict[CliProcess, asyncio.Task] = {}     # being ended, each by its own task
         self.counts = {"hits": 0, "misses": 0, "session_hits": 0, "dead_replaced": 0,
-                       "retired": 0, "started": 0, "spare_hits": 0, "reused": 0,
+                       "retired": 0, "started": 0, "spare_hits": 0, "reused": 0, "continued": 0,
                        "setup_refused": 0, "rewind_refused": 0}
         self._caps: dict[str, spares.Capabilities] = {}       # per CLI executable
         self._demand: dict[PoolKey, float] = {}      # key -> when a request last wanted it
@@ -232,8 +238,8 @@ class ProcessPool:
                 await self._caps_for(key.cli)
                 self._want(self._supply(key))
 
-    def chat_turn(self, session: str, plan: RunPlan) -> ChatTurn:
-        return ChatTurn(session, plan, self._epochs.get(session, 0))
+    def chat_turn(self, session: str | None, plan: RunPlan) -> ChatTurn:
+        return ChatTurn(session, plan, self._epochs.get(session, 0) if session else 0)
 
     async def open(self, plan: RunPlan, turn: ChatTurn | None = None) -> CliProcess | None:
         """A process with the request's user turn already on its stdin: the chat's kept one, or
@@ -241,15 +247,17 @@ class ProcessPool:
         self._bind_loop()
         if self._closed:
             return None
-        if turn is not None:
+        if turn is not None and turn.session is not None:
             proc = await self._continue_session(turn, plan)
             if proc is not None:
                 return proc
-        if plan.prior_turns:
-            return None        # earlier turns go in through `--resume`, fixed at start
         key = self.key_for(plan.spec)
         if key is None:
             return None
+        if plan.prior_turns:
+            # The process that gave the answer before this turn, if it still holds exactly
+            # this conversation; else earlier turns go in through `--resume`, fixed at start.
+            return await self._continue_conversation(key, plan)
         caps = await self._caps_for(key.cli)
         supply = self._supply(key)
         settled = self._loop_settled
@@ -261,6 +269,8 @@ class ProcessPool:
             entry = self._take_idle(key)
             if entry is None:
                 break
+            if entry.history is not None and not await self._rewind(entry):
+                continue
             if await self._send(entry.proc, plan.user_content):
                 self.counts["hits"] += 1
                 if entry.proc.turns > 1:
@@ -317,31 +327,39 @@ class ProcessPool:
         await self._dead_on_taking(entry)
         return None
 
-    async def recycle(self, proc: CliProcess, spec: LaunchSpec) -> bool:
-        """After a request answered cleanly: where the CLI allows it, rewind the process to an
-        empty conversation and keep it for the next request of `spec` (it waits like any
-        other, within the idle cap). False: the caller closes it."""
+    async def recycle(self, proc: CliProcess, spec: LaunchSpec, history: list | None = None, *,
+                      rewindable: bool = True) -> bool:
+        """After a request answered cleanly, where the CLI can go back to an empty
+        conversation: keep the process for the next request of `spec` (it waits like any
+        other, within the idle cap). With `history` (the conversation it now holds, as the
+        client saw it) it waits as it is: a request continuing that conversation is one more
+        line on its stdin, and a new conversation rewinds it first (`rewindable`: False for a
+        process resumed from a transcript, which only continues). Without, it is rewound now.
+        False: the caller closes it."""
         try:
-            return await self._recycle(proc, spec)
+            return await self._recycle(proc, spec, history, rewindable)
         except BaseException:
             if not any(e.proc is proc for e in self.idle):
                 proc.kill_now()       # cancelled half way: the process must not linger
             raise
 
-    async def _recycle(self, proc: CliProcess, spec: LaunchSpec) -> bool:
+    async def _recycle(self, proc: CliProcess, spec: LaunchSpec, history: list | None,
+                       rewindable: bool) -> bool:
         key = self.key_for(spec)
         if (key is None or self._closed or self.max_idle == 0 or not self._reuses(key)
                 or proc.conversation_start is None or _exited(proc)
-                or proc.turns >= spares.MAX_REQUESTS_PER_PROCESS):
+                or proc.turns >= spares.MAX_REQUESTS_PER_PROCESS
+                or (history is None and not rewindable)):
             return False
-        try:
-            await spares.rewind(proc, proc.conversation_start)
-        except (spares.SetupRefused, asyncio.TimeoutError, OSError) as exc:
-            self.counts["rewind_refused"] += 1
-            self.log.info("claude_nb pool: pid %s could not be rewound (%s); closing it", proc.pid,
-                          exc or "timed out")
-            return False
-        proc.conversation_start = None
+        if history is None:
+            try:
+                await spares.rewind(proc, proc.conversation_start)
+            except (spares.SetupRefused, asyncio.TimeoutError, OSError) as exc:
+                self.counts["rewind_refused"] += 1
+                self.log.info("claude_nb pool: pid %s could not be rewound (%s); closing it",
+                              proc.pid, exc or "timed out")
+                return False
+            proc.conversation_start = None
         while self._occupied() >= self.max_idle:
             victim = self._victim_for(key)
             if victim is None:
@@ -349,10 +367,48 @@ class ProcessPool:
             await self._discard(victim.proc, victim)
         if self._closed:
             return False
-        entry = Waiting(proc, key, time.monotonic())
+        entry = Waiting(proc, key, time.monotonic(), history=history, rewindable=rewindable)
         self.idle.append(entry)
         self._watch(entry)
         return True
+
+    async def _rewind(self, entry: Waiting) -> bool:
+        """A waiting process that holds a conversation, back to an empty one for a new request;
+        False (and it is closed) when it cannot."""
+        proc = entry.proc
+        if not _exited(proc):
+            try:
+                await spares.rewind(proc, proc.conversation_start)
+                proc.conversation_start = None
+                entry.history = None
+                return True
+            except (spares.SetupRefused, asyncio.TimeoutError, OSError) as exc:
+                self.counts["rewind_refused"] += 1
+                self.log.info("claude_nb pool: pid %s could not be rewound (%s); closing it",
+                              proc.pid, exc or "timed out")
+        await self._discard(proc)
+        return False
+
+    async def _continue_conversation(self, key: PoolKey, plan: RunPlan) -> CliProcess | None:
+        """The waiting process that holds this request's conversation up to its last turn."""
+        turns = conversation(plan)
+        if len(turns) < 2 or turns[-1]["role"] != "user":
+            return None
+        history = normal_turns(turns[:-1])
+        entry = next((e for e in sorted(self.idle, key=lambda e: -e.since)
+                      if e.key == key and e.history == history), None)
+        if entry is None:
+            return None
+        self.idle.remove(entry)
+        if entry.watcher is not None:
+            entry.watcher.cancel()
+        self._touch(key)
+        if await self._send(entry.proc, turns[-1]["content"]):
+            self.counts["hits"] += 1
+            self.counts["continued"] += 1
+            return entry.proc
+        await self._discard(entry.proc)
+        return None
 
     def _victim_for(self, key: PoolKey) -> Waiting | None:
         """Which idle process goes to make room for a returning one of `key`: a second spare
@@ -477,8 +533,11 @@ class ProcessPool:
         return len(self.starting) + sum(1 for e in self.idle if e.proc.turns == 0)
 
     def _take_idle(self, key: PoolKey) -> Waiting | None:
-        # The oldest first: it has had the longest to get ready.
-        for entry in sorted((e for e in self.idle if e.key == key), key=lambda e: e.since):
+        """For a new conversation: an empty process first (the oldest: it has had the longest
+        to get ready), then the one holding the conversation used least recently (rewound by
+        the caller); never one that cannot be rewound."""
+        candidates = (e for e in self.idle if e.key == key and (e.history is None or e.rewindable))
+        for entry in sorted(candidates, key=lambda e: (e.history is not None, e.since)):
             self.idle.remove(entry)
             if entry.watcher is not None:
                 entry.watcher.cancel()

@@ -284,6 +284,42 @@ async def test_shapes_taking_turns_each_keep_a_warm_process_at_the_defaults(brid
         [[f"{label} {i}"] for label in ("again", "and again") for i in range(4)]
 
 
+async def test_a_conversation_sent_whole_each_turn_continues_on_the_process_that_answered(
+        bridge, upstream, cli_env):
+    # What the SDK without threads, LangChain with memory and most scripts send: the whole
+    # history every turn, with no session header.
+    reuses = reuses_processes(cli_env)
+    history = [{"role": "user", "content": "one"}]
+    text, first_pid = await ask(bridge, body("", messages=history))
+    pids = [first_pid]
+    for word in ("two", "three"):
+        history += [{"role": "assistant", "content": text}, {"role": "user", "content": word}]
+        text, pid = await ask(bridge, body("", messages=history))
+        assert text == f"You said: {word}"
+        pids.append(pid)
+        # upstream received every turn as real turns, as from a process resumed cold
+        assert upstream.message_requests[-1].user_texts() == ["one", "two", "three"][:len(pids)]
+        assert [m["role"] for m in upstream.message_requests[-1].conversation()] == \
+            ["user", "assistant"] * (len(pids) - 1) + ["user"]
+    if reuses:       # each turn was one more line on the process that gave the answer before it
+        assert bridge.pool.counts["continued"] == 2 and len(set(pids)) == 1
+    else:            # 2.1.197 cannot go back to an empty conversation: every turn resumed cold
+        assert bridge.pool.counts["continued"] == 0
+    # An edited history is not continued; a new conversation gets nothing of the old one.
+    edited = history[:1] + [{"role": "assistant", "content": "something else"},
+                            {"role": "user", "content": "edited"}]
+    before = bridge.pool.counts["continued"]
+    assert (await ask(bridge, body("", messages=edited)))[0] == "You said: edited"
+    assert bridge.pool.counts["continued"] == before
+    await wait_until(lambda: settled(bridge.pool) and not bridge.live, what="the pool to settle")
+    text, pid = await ask(bridge, body("a new conversation"))
+    assert text == "You said: a new conversation"
+    assert upstream.message_requests[-1].conversation() == [
+        {"role": "user", "content": upstream.message_requests[-1].conversation()[0]["content"]}]
+    assert upstream.message_requests[-1].user_texts() == ["a new conversation"]
+    assert bridge.pool.counts["rewind_refused"] == 0    # a continued process is never rewound
+
+
 async def test_burst_of_requests_stays_within_the_caps(bridge, upstream, cli_env, cli_before):
     bridge.max_concurrency = 3
     bridge.pool_max_idle = 2
