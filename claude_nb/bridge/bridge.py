@@ -450,7 +450,7 @@ class ClaudeBridge(LoggingConfigurable):
                 # Only a one-exchange conversation rewinds to empty: after a continued turn
                 # 2.1.332 answers the rewind to the first turn with "stale target" (measured).
                 history = turn.history_after() if turn is not None else None
-                rewindable = not transcript and (history is None or len(history) == 2)
+                rewindable = not transcript and not plan.prior_turns
                 kept = await self.pool.recycle(proc, plan.spec, history, rewindable=rewindable)
             if not kept:
                 await proc.close(graceful=result is not None)
