@@ -13,6 +13,7 @@ import time
 import pytest
 
 from tests.support.fake_upstream import Reply
+from tests.support.waiting import wait_until
 
 
 def body(text, **kw):
@@ -28,14 +29,6 @@ async def ask(bridge, request, **kw):
             text.append(event["delta"]["text"])
     assert len(pids) == 1
     return "".join(text), pids.pop()
-
-
-async def wait_until(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 @pytest.fixture

@@ -7,18 +7,17 @@ that request would have sent (the whole request body and headers, ids aside); a 
 serves several requests in turn sends each of them as a fresh process would, and bills each
 request for itself.
 """
-import asyncio
 import json
 import os
 import re
 import signal
-import time
 
 import pytest
 
 from claude_nb.bridge import spares
 from claude_nb.bridge.cli_info import cli_info
 from tests.support.fake_upstream import Reply
+from tests.support.waiting import wait_until
 
 PERSON = {"type": "object", "properties": {"name": {"type": "string"}, "age": {"type": "integer"}},
           "required": ["name", "age"]}
@@ -94,14 +93,6 @@ async def served_by(bridge, body: dict) -> tuple[dict, int]:
         if not event["type"].startswith("claude_nb."):
             acc.add(event)
     return acc.message, pids.pop()
-
-
-async def wait_until(condition, timeout=30.0, what="condition"):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 async def prewarmed(bridge, count: int = 1, cap: int | None = None) -> set[int]:

@@ -16,6 +16,7 @@ from anthropic import beta_tool
 
 from tests.support.fake_upstream import Reply
 from tests.support.http import post
+from tests.support.waiting import wait_until
 
 SYSTEM = "You are a terse assistant for thread tests."
 
@@ -26,15 +27,6 @@ def sdk(sdk_base, token, **kw):
 
 def pool_of(claude_app):
     return claude_app.bridge.pool
-
-
-async def wait_until(condition, timeout=30.0, what="condition"):
-    loop = asyncio.get_running_loop()
-    deadline = loop.time() + timeout
-    while not condition():
-        if loop.time() > deadline:
-            raise AssertionError(f"gave up waiting for {what}")
-        await asyncio.sleep(0.05)
 
 
 # -- through the SDK ------------------------------------------------------------------------

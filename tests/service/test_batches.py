@@ -18,6 +18,7 @@ from claude_nb.protocol.errors import InvalidRequest, NotFound, RequestTooLarge
 from claude_nb.service.store import DB_NAME, Store
 from tests.support.fake_upstream import Reply
 from tests.support.script import Script
+from tests.support.waiting import wait_until
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -30,12 +31,8 @@ def requests(n: int, prefix: str = "q") -> list:
     return [(f"r{i}", params(f"{prefix}{i}")) for i in range(n)]
 
 
-async def until(condition, timeout: float = 60.0):
-    deadline = time.monotonic() + timeout
-    while not condition():
-        if time.monotonic() > deadline:
-            raise AssertionError("condition not reached in time")
-        await asyncio.sleep(0.05)
+def until(condition, timeout: float = 60.0):
+    return wait_until(condition, timeout)
 
 
 def parse_results(store, batch_id) -> list[dict]:
