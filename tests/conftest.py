@@ -139,6 +139,15 @@ def token(jp_serverapp):
 
 
 @pytest.fixture
+def served(sdk_base, jp_serverapp, cli_env, monkeypatch):
+    """The kernel's default client talks to a Jupyter server running the extension."""
+    from claude_nb.kernel.transports import HttpTransport, discover
+    transport = HttpTransport(sdk_base, jp_serverapp.identity_provider.token)
+    monkeypatch.setattr(discover, "_default_transport", transport)
+    return transport
+
+
+@pytest.fixture
 def local(cli_env, monkeypatch):
     """The in-process transport, as a kernel with no Jupyter server gets it."""
     from claude_nb.kernel.transports import InProcessTransport, discover

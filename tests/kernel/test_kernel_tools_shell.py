@@ -15,7 +15,6 @@ from IPython.utils.capture import capture_output
 from claude_nb import Claude, claude
 from claude_nb.kernel.credentials import Scrubber, looks_like_credential, scrub_assignments
 from claude_nb.kernel.tools import FunctionTool, parse_docstring
-from claude_nb.kernel.transports import HttpTransport, discover
 from tests.support.fake_upstream import Reply
 
 
@@ -105,15 +104,6 @@ def test_tool_rounds_are_capped(local, upstream):
     answer = claude.answer("loop", tools=[get_weather], max_tool_rounds=1)
     assert answer.stop_reason == "tool_use" and answer.rounds == 2
     assert len(upstream.message_requests) == 2
-
-
-@pytest.fixture
-def served(jp_fetch, claude_app, jp_serverapp, http_server_port, jp_base_url, cli_env, monkeypatch):
-    """The default client talks to a Jupyter server running the extension."""
-    base = f"http://127.0.0.1:{http_server_port[1]}{jp_base_url}"
-    transport = HttpTransport(base, jp_serverapp.identity_provider.token)
-    monkeypatch.setattr(discover, "_default_transport", transport)
-    return transport
 
 
 async def test_python_functions_as_tools_through_the_server(served, upstream):

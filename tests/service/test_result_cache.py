@@ -10,7 +10,6 @@ import pytest
 
 import claude_nb
 from claude_nb.bridge.events import MessageAccumulator
-from claude_nb.kernel.transports import HttpTransport, discover
 from claude_nb.protocol.errors import InvalidRequest
 from claude_nb.protocol.models import resolve_model
 from claude_nb.service.batches import BatchRunner, results_lines
@@ -260,14 +259,6 @@ def test_claude_message_cache_is_opt_in_and_the_answer_says_hit(local, upstream)
     assert claude_nb.cache_clear() == 1
     assert not claude.answer("opt in", model="haiku", cache=True).cached
     assert len(upstream.message_requests) == 3
-
-
-@pytest.fixture
-def served(jp_fetch, claude_app, http_server_port, jp_base_url, jp_serverapp, cli_env, monkeypatch):
-    base = f"http://127.0.0.1:{http_server_port[1]}{jp_base_url}"
-    transport = HttpTransport(base, jp_serverapp.identity_provider.token)
-    monkeypatch.setattr(discover, "_default_transport", transport)
-    return transport
 
 
 async def test_an_http_kernel_uses_the_servers_cache(served, upstream):
