@@ -351,15 +351,8 @@ class ProcessPool:
                 or proc.turns >= spares.MAX_REQUESTS_PER_PROCESS
                 or (history is None and not rewindable)):
             return False
-        if history is None:
-            try:
-                await spares.rewind(proc, proc.conversation_start)
-            except (spares.SetupRefused, asyncio.TimeoutError, OSError) as exc:
-                self.counts["rewind_refused"] += 1
-                self.log.info("claude_nb pool: pid %s could not be rewound (%s); closing it",
-                              proc.pid, exc or "timed out")
-                return False
-            proc.conversation_start = None
+        if history is None and not await self._rewind_to_empty(proc):
+            return False
         while self._occupied() >= self.max_idle:
             victim = self._victim_for(key)
             if victim is None:
@@ -372,21 +365,25 @@ class ProcessPool:
         self._watch(entry)
         return True
 
+    async def _rewind_to_empty(self, proc: CliProcess) -> bool:
+        """Back to an empty conversation; False (counted, logged) when the CLI refuses."""
+        try:
+            await spares.rewind(proc, proc.conversation_start)
+        except (spares.SetupRefused, asyncio.TimeoutError, OSError) as exc:
+            self.counts["rewind_refused"] += 1
+            self.log.info("claude_nb pool: pid %s could not be rewound (%s); closing it",
+                          proc.pid, exc or "timed out")
+            return False
+        proc.conversation_start = None
+        return True
+
     async def _rewind(self, entry: Waiting) -> bool:
         """A waiting process that holds a conversation, back to an empty one for a new request;
         False (and it is closed) when it cannot."""
-        proc = entry.proc
-        if not _exited(proc):
-            try:
-                await spares.rewind(proc, proc.conversation_start)
-                proc.conversation_start = None
-                entry.history = None
-                return True
-            except (spares.SetupRefused, asyncio.TimeoutError, OSError) as exc:
-                self.counts["rewind_refused"] += 1
-                self.log.info("claude_nb pool: pid %s could not be rewound (%s); closing it",
-                              proc.pid, exc or "timed out")
-        await self._discard(proc)
+        if not _exited(entry.proc) and await self._rewind_to_empty(entry.proc):
+            entry.history = None
+            return True
+        await self._discard(entry.proc)
         return False
 
     async def _continue_conversation(self, key: PoolKey, plan: RunPlan) -> CliProcess | None:
@@ -395,13 +392,11 @@ class ProcessPool:
         if len(turns) < 2 or turns[-1]["role"] != "user":
             return None
         history = normal_turns(turns[:-1])
-        entry = next((e for e in sorted(self.idle, key=lambda e: -e.since)
-                      if e.key == key and e.history == history), None)
+        entry = max((e for e in self.idle if e.key == key and e.history == history),
+                    key=lambda e: e.since, default=None)
         if entry is None:
             return None
-        self.idle.remove(entry)
-        if entry.watcher is not None:
-            entry.watcher.cancel()
+        self._detach(entry)
         self._touch(key)
         if await self._send(entry.proc, turns[-1]["content"]):
             self.counts["hits"] += 1
@@ -537,12 +532,16 @@ class ProcessPool:
         to get ready), then the one holding the conversation used least recently (rewound by
         the caller); never one that cannot be rewound."""
         candidates = (e for e in self.idle if e.key == key and (e.history is None or e.rewindable))
-        for entry in sorted(candidates, key=lambda e: (e.history is not None, e.since)):
-            self.idle.remove(entry)
-            if entry.watcher is not None:
-                entry.watcher.cancel()
-            return entry
-        return None
+        entry = min(candidates, key=lambda e: (e.history is not None, e.since), default=None)
+        if entry is not None:
+            self._detach(entry)
+        return entry
+
+    def _detach(self, entry: Waiting) -> None:
+        """Take a waiting process out of the idle set (it stops being watched there)."""
+        self.idle.remove(entry)
+        if entry.watcher is not None:
+            entry.watcher.cancel()
 
     def _least_recent_idle(self, than: PoolKey | None = None) -> Waiting | None:
         """The idle process whose spec was wanted least recently (and before `than`'s)."""
