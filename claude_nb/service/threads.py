@@ -271,4 +271,6 @@ class MessageThreads(LoggingConfigurable):
 
 
 def _json_size(*parts) -> int:
-    return sum(len(json.dumps(part, ensure_ascii=False, separators=(",", ":"))) for part in parts)
+    """UTF-8 bytes of each part as compact JSON (characters would undercount non-ASCII text)."""
+    return sum(len(json.dumps(part, ensure_ascii=False, separators=(",", ":")).encode("utf-8"))
+               for part in parts)
